@@ -1,0 +1,1 @@
+"""Calibration maths shared by procedures: pure functions over measured data."""

@@ -1,0 +1,319 @@
+"""The ``labpnn`` command line. Heavy libraries are imported inside each command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from labpnn import __version__
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"labpnn: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--set expects name=value, got '{pair}'", 2)
+        out[key.strip()] = value
+    return out
+
+
+class LabGroup(click.Group):
+    """Turns labpnn's own errors into one line and the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from labpnn.errors import BadInput, LabpnnError
+
+        try:
+            return super().invoke(ctx)
+        except BadInput as exc:
+            _fail(str(exc), 2)
+        except LabpnnError as exc:
+            _fail(str(exc), 1)
+
+
+@click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labpnn")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """labpnn: run calibrations, training and control on physical neural-network benches.
+
+    The same procedures run on real instruments and on the simulated lab; only the
+    station config differs. Every run is its own process and writes one HDF5 file.
+    """
+    if ctx.invoked_subcommand in {"mock-server"}:
+        return
+    from labpnn.ledger import Ledger
+
+    ledger = Ledger()
+    try:
+        for run_id in ledger.reap_crashed():
+            click.echo(f"labpnn: run {run_id} had died; marked crashed in the ledger", err=True)
+    finally:
+        ledger.close()
+
+
+# -- running --------------------------------------------------------------------------------
+def _run_request(**kw: Any) -> None:
+    from labpnn.runner import execute
+
+    outcome = execute(**kw)
+    if outcome.status == "bad-input":
+        _fail(outcome.error, 2)
+    if outcome.status == "dry-run":
+        return
+    if outcome.error:
+        click.echo(f"labpnn: run {outcome.status}: {outcome.error}", err=True)
+    else:
+        click.echo(f"labpnn: run {outcome.status}", err=True)
+    for key, value in outcome.summary.items():
+        click.echo(f"  {key} = {value:.6g}" if isinstance(value, float) else f"  {key} = {value}",
+                   err=True)
+    if outcome.path is not None:
+        click.echo(str(outcome.path))
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("procedure", required=False)
+@click.option("--station", "station", help="Station file or bundled station name.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Procedure parameter.")
+@click.option("--station-set", "station_sets", multiple=True, metavar="DOTTED.KEY=VALUE",
+              help="Override one entry of the station config for this run.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the run file goes.")
+@click.option("--note", default="", help="Free text stored with the run.")
+@click.option("--tag", "tags", multiple=True, help="Tag stored with the run (repeatable).")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
+              help="Rerun with the parameters of a previous run file.")
+@click.option("--dry-run", is_flag=True, help="Estimate hardware queries and duration only.")
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a busy bench before recording the run as missed.")
+@click.option("--started-by", default="cli", hidden=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(procedure, station, sets, station_sets, data_dir, note, tags, from_file, dry_run,
+        lock_timeout, started_by, no_progress) -> None:
+    """Run PROCEDURE; prints the run file's path as the last line.
+
+    Exit codes: 0 completed, 1 failed, 2 bad input (nothing started), 3 missed (bench
+    busy), 130 aborted.
+    """
+    from labpnn.runner import RunRequest
+
+    if not procedure and not from_file:
+        _fail("name a procedure (see `labpnn procedures`) or give --from RUN.h5", 2)
+    _run_request(req=RunRequest(
+        procedure=procedure or "", station=station, params=_parse_sets(sets),
+        station_set=list(station_sets), data_dir=data_dir, note=note, tags=list(tags),
+        from_file=from_file, dry_run=dry_run, started_by=started_by,
+        lock_timeout_s=lock_timeout, show_progress=not no_progress,
+    ))
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True)
+def resume(run_file, sets, data_dir, no_progress) -> None:
+    """Continue a crashed or aborted run from its last checkpoint, into a new run file."""
+    from labpnn.runner import RunRequest
+
+    _run_request(req=RunRequest(
+        procedure="", params=_parse_sets(sets), resume_file=run_file, data_dir=data_dir,
+        show_progress=not no_progress, started_by="resume",
+    ))
+
+
+# -- looking ---------------------------------------------------------------------------------
+@main.command()
+def procedures() -> None:
+    """List the procedures with their parameters, units, defaults and limits."""
+    from labpnn.catalog import all_procedures
+
+    for name, cls in all_procedures().items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        kinds = "/".join(cls.bench_kinds) or "any"
+        click.echo(f"{name}  [{kinds} bench]  {doc}")
+        for key, spec in cls().parameter_specs().items():
+            limits = ""
+            lo, hi = getattr(spec, "minimum", None), getattr(spec, "maximum", None)
+            if lo is not None or hi is not None:
+                limits = f"  range {lo}..{hi}"
+            if getattr(spec, "choices", None):
+                limits = f"  one of {', '.join(map(str, spec.choices))}"
+            units = f" {spec.units}" if getattr(spec, "units", None) else ""
+            click.echo(f"    --set {key}=  default {spec.default}{units}{limits}  ({spec.name})")
+
+
+@main.command()
+def stations() -> None:
+    """List the bundled station configs."""
+    from labpnn import paths
+    from labpnn.station import StationConfig
+
+    for name, path in paths.bundled_stations().items():
+        try:
+            cfg = StationConfig.load(path)
+            kind = "simulated" if cfg.simulated else "real"
+            roles = ", ".join(cfg.instruments)
+            click.echo(f"{name}  [{cfg.bench.kind}, {kind}]  {roles}   {path}")
+        except Exception as exc:
+            click.echo(f"{name}  [invalid: {exc}]   {path}")
+
+
+@main.group()
+def station() -> None:
+    """Station configs."""
+
+
+@station.command("check")
+@click.argument("file")
+@click.option("--station-set", "station_sets", multiple=True)
+def station_check(file, station_sets) -> None:
+    """Validate a station config; for real hardware, check the SDKs are installed."""
+    from labpnn.station import StationConfig
+
+    cfg = StationConfig.load(file, station_sets)
+    for note in cfg.check():
+        click.echo(f"  {note}")
+    click.echo(f"station '{cfg.name}' ({cfg.bench.kind} bench) is valid")
+
+
+def _ledger_status(path: str) -> dict[str, Any] | None:
+    from labpnn.ledger import Ledger
+
+    ledger = Ledger()
+    try:
+        return ledger.run_for_file(path)
+    finally:
+        ledger.close()
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(run_file, as_json) -> None:
+    """Status, parameters and summary of a run (status from the ledger when newer)."""
+    from labpnn.storage import read_run
+
+    info = read_run(run_file, with_columns=False)
+    row = _ledger_status(run_file)
+    status = info.get("status")
+    if row and row["status"] != status:
+        status = row["status"]
+    out = {
+        "file": str(run_file),
+        "run_id": info.get("run_id"),
+        "procedure": info.get("procedure"),
+        "station": info.get("station"),
+        "status": status,
+        "file_status": info.get("status"),
+        "error": info.get("error") or (row or {}).get("error") or "",
+        "start_time": info.get("start_time"),
+        "end_time": info.get("end_time", ""),
+        "simulated": bool(info.get("simulated")),
+        "parameters": info.get("parameters"),
+        "summary": info.get("summary"),
+        "safe_state": info.get("safe_state"),
+        "frames": {k: list(v) for k, v in info.get("frames", {}).items()},
+        "note": info.get("note", ""),
+        "tags": info.get("tags", []),
+    }
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    click.echo(f"{out['procedure']} on {out['station']}: {status}")
+    if out["error"]:
+        click.echo(f"  error: {out['error']}")
+    click.echo(f"  started {out['start_time']}  ended {out['end_time'] or '-'}")
+    click.echo("  parameters:")
+    for k, v in (out["parameters"] or {}).items():
+        click.echo(f"    {k} = {v}")
+    if out["summary"]:
+        click.echo("  summary:")
+        for k, v in out["summary"].items():
+            click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+def repair(run_file) -> None:
+    """Rewrite a file whose writer died into a clean file with the ledger's status."""
+    from labpnn.storage import read_run, repair as repair_file
+
+    row = _ledger_status(run_file)
+    status = row["status"] if row else "crashed"
+    if status == "running":
+        _fail(f"{run_file} belongs to a run that is still running", 2)
+    info = read_run(run_file, with_columns=False)
+    if info.get("status") not in ("running", None) and info.get("status") == status:
+        click.echo(f"{run_file} is already clean (status {status})")
+        return
+    repair_file(run_file, status)
+    click.echo(f"repaired {run_file}: status {status}")
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "output", type=click.Path(dir_okay=False), help="PNG to write.")
+def report(run_file, output) -> None:
+    """Plot a run: its procedure's report, or its result columns."""
+    from labpnn.reports import make_report
+
+    out = make_report(run_file, output)
+    click.echo(str(out))
+
+
+# -- instruments -------------------------------------------------------------------------------
+@main.command("safe-off")
+@click.option("--station", "station_name", required=True, help="Station file or name.")
+@click.option("--station-set", "station_sets", multiple=True)
+def safe_off(station_name, station_sets) -> None:
+    """Put every instrument of a station into its safe state (for ExecStopPost)."""
+    from labpnn.station import StationConfig
+
+    cfg = StationConfig.load(station_name, station_sets)
+    st = cfg.connect()
+    try:
+        results = st.safe_state()
+    finally:
+        st.close()
+    bad = {r: o for r, o in results.items() if o != "ok"}
+    for role, outcome in results.items():
+        click.echo(f"  {role}: {outcome}")
+    if bad:
+        sys.exit(1)
+
+
+@main.command("mock-server")
+@click.argument("kind", type=click.Choice(["vna"]))
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def mock_server(kind, port, seed, host) -> None:
+    """Serve a simulated instrument standalone, for your own scripts."""
+    from labpnn.mock_instruments.vna_server import serve_vna
+
+    serve_vna(port=port, seed=seed, host=host)
+
+
+@main.command()
+@click.option("--station", "station_name", help="Station file or bundled name.")
+def gui(station_name) -> None:
+    """Open the main window."""
+    from labpnn.gui.app import main as gui_main
+
+    sys.exit(gui_main(station_name))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

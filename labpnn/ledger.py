@@ -1,0 +1,180 @@
+"""The ledger: one SQLite database in the state directory recording every run.
+
+It is the authority on a run's status. A run whose process died cannot update its own
+HDF5 file, so the ledger notices (the run's lock file is free although the row says
+``running``) and marks it ``crashed`` at the next labpnn start. Later it also holds
+the queue, the schedules and their firings, and the calibration registry.
+
+Every write is one transaction in WAL mode with ``synchronous=FULL``, so a ``kill -9``
+of any labpnn process leaves the database consistent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labpnn import paths
+from labpnn.errors import ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    procedure TEXT NOT NULL,
+    station TEXT,
+    bench TEXT,
+    parameters TEXT,
+    file TEXT,
+    started_by TEXT,
+    pid INTEGER,
+    host TEXT,
+    lock_path TEXT,
+    start_time REAL,
+    end_time REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    note TEXT,
+    tags TEXT,
+    heartbeat REAL,
+    progress REAL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    position REAL NOT NULL,
+    procedure TEXT NOT NULL,
+    station TEXT NOT NULL,
+    parameters TEXT,
+    station_set TEXT,
+    note TEXT,
+    tags TEXT,
+    state TEXT NOT NULL DEFAULT 'queued',
+    run_id TEXT,
+    added REAL
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    station TEXT NOT NULL,
+    bench TEXT NOT NULL,
+    layout_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    valid_until REAL,
+    run_file TEXT,
+    arrays_path TEXT,
+    metrics TEXT
+);
+CREATE INDEX IF NOT EXISTS calibrations_key ON calibrations(station, bench, layout_hash, kind);
+"""
+
+
+def ledger_path() -> Path:
+    return paths.state_dir() / "ledger.sqlite"
+
+
+class Ledger:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else ledger_path()
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"the ledger {self.path} is not a labpnn ledger database ({exc}); "
+                f"move it away or point LABPNN_STATE_DIR elsewhere"
+            ) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs --------------------------------------------------------------------------
+    def start_run(self, **fields: Any) -> None:
+        fields.setdefault("host", socket.gethostname())
+        fields.setdefault("pid", os.getpid())
+        fields.setdefault("start_time", time.time())
+        fields.setdefault("status", "running")
+        for key in ("parameters", "tags"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key], default=str)
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(fields.values()))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*fields.values(), run_id))
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        self.update_run(run_id, status=status, error=error, end_time=time.time())
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def run_for_file(self, file: str | os.PathLike) -> dict[str, Any] | None:
+        target = str(Path(file).resolve())
+        row = self.db.execute(
+            "SELECT * FROM runs WHERE file = ? ORDER BY start_time DESC LIMIT 1", (target,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def runs(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        if status:
+            rows = self.db.execute(
+                "SELECT * FROM runs WHERE status = ? ORDER BY start_time DESC LIMIT ?",
+                (status, limit),
+            )
+        else:
+            rows = self.db.execute("SELECT * FROM runs ORDER BY start_time DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def reap_crashed(self) -> list[str]:
+        """Mark ``running`` rows of this host whose process died as ``crashed``."""
+        from filelock import FileLock, Timeout
+
+        crashed = []
+        host = socket.gethostname()
+        for row in self.runs(status="running", limit=10_000):
+            if row["host"] != host or not row["lock_path"]:
+                continue
+            lock = FileLock(row["lock_path"])
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # its process still holds the lock: alive
+            lock.release()
+            with contextlib.suppress(OSError):
+                Path(row["lock_path"]).unlink()
+            self.update_run(
+                row["run_id"],
+                status="crashed",
+                end_time=time.time(),
+                error=row["error"] or "the run process died without an end record",
+            )
+            crashed.append(row["run_id"])
+        return crashed

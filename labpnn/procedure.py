@@ -1,0 +1,115 @@
+"""The base class of every labpnn procedure: a pymeasure ``Procedure`` with a run context.
+
+pymeasure supplies the typed parameters, so the CLI options, the GUI form and the
+HDF5 metadata all come from one declaration. Its in-process Worker/Manager are not
+used: :mod:`labpnn.runner` runs each procedure in its own process and gives it
+
+* ``self.station`` — the connected instruments by role (``self.station["camera"]``);
+* ``self.run`` — the :class:`~labpnn.storage.RunWriter` of this run's HDF5 file;
+* ``self.registry`` — the calibration registry for this bench;
+* ``self.log`` — a logger whose records also go into the run file.
+
+A procedure calls :meth:`progress` at every step: it draws the progress bar, feeds
+the watchdog, and raises :class:`~labpnn.errors.RunAborted` once a stop was requested.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pymeasure.experiment import (  # noqa: F401  (re-exported for procedure authors)
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+    Procedure,
+)
+
+from labpnn.errors import BadInput, RunAborted
+
+
+@dataclass
+class Estimate:
+    """What ``--dry-run`` reports before a long run starts."""
+
+    queries: int
+    seconds: float
+    note: str = ""
+
+
+class LabProcedure(Procedure):
+    name: ClassVar[str] = ""  # the CLI name, e.g. "calibrate-tm"
+    bench_kinds: ClassVar[tuple[str, ...]] = ()
+    roles: ClassVar[tuple[str, ...]] = ()
+    supports_pause: ClassVar[bool] = False
+    supports_resume: ClassVar[bool] = False
+    watchdog_s: ClassVar[float] = 300.0  # longest silence between progress() calls
+
+    station: Any = None
+    run: Any = None
+    registry: Any = None
+    log: logging.Logger = logging.getLogger("labpnn.run")
+    resume_state: Any = None  # (arrays, meta) of the checkpoint to resume from
+
+    def __init__(self, **kwargs: Any):
+        self._progress_hook = None
+        self._stop_requested = None
+        super().__init__(**kwargs)
+
+    # -- parameters ------------------------------------------------------------------
+    @classmethod
+    def parameter_specs(cls) -> dict[str, Any]:
+        return cls()._parameters
+
+    def set_parameter(self, key: str, raw: Any) -> None:
+        """Set one parameter from text or a value, with the parameter's own validation."""
+        params = self._parameters
+        if key not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise BadInput(f"{self.name}: unknown parameter '{key}' (known: {known})")
+        spec = params[key]
+        try:
+            spec.value = raw
+        except (ValueError, TypeError) as exc:
+            raise BadInput(f"{self.name}: {key}={raw!r} is invalid: {exc}") from None
+        setattr(self, key, spec.value)
+
+    def parameter_values(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self._parameters}
+
+    # -- hooks a procedure may override -------------------------------------------------
+    def estimate(self) -> Estimate:
+        """Hardware queries and duration, without touching hardware (``--dry-run``)."""
+        return Estimate(queries=0, seconds=0.0, note="no estimate for this procedure")
+
+    def validate(self) -> None:
+        """Check parameters against the connected station; raise BadInput if wrong."""
+        if self.bench_kinds and self.station.bench.kind not in self.bench_kinds:
+            raise BadInput(
+                f"{self.name} runs on {'/'.join(self.bench_kinds)} benches, but station "
+                f"'{self.station.name}' is a {self.station.bench.kind} bench"
+            )
+        for role in self.roles:
+            self.station[role]  # raises a clear ConfigError when missing
+
+    def startup(self) -> None:
+        pass
+
+    def execute(self) -> None:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        pass
+
+    # -- services for execute() --------------------------------------------------------
+    def should_stop(self) -> bool:
+        return bool(self._stop_requested and self._stop_requested())
+
+    def progress(self, done: float, total: float, **info: Any) -> None:
+        if self._progress_hook is not None:
+            self._progress_hook(done, total, info)
+        if self.should_stop():
+            raise RunAborted("stop requested")

@@ -1,0 +1,113 @@
+"""The calibration registry: the latest valid calibration for a bench, and its history.
+
+Keyed by station, bench kind and a hash of the bench's ``layout``, so a calibration
+taken on a simulated bench (or a differently wired one) can never satisfy another.
+It stores the key arrays (``.npz`` in the state directory, loaded without pickle) and
+a reference to the run file that produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labpnn import paths
+from labpnn.errors import BadInput
+from labpnn.ledger import Ledger
+
+
+@dataclass
+class Calibration:
+    id: int
+    kind: str
+    created: float
+    valid_until: float | None
+    run_file: str
+    metrics: dict[str, Any]
+    arrays_path: str
+
+    @property
+    def expired(self) -> bool:
+        return self.valid_until is not None and time.time() > self.valid_until
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        with np.load(self.arrays_path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+class CalibrationRegistry:
+    def __init__(self, ledger: Ledger, station: str, bench: str, layout_hash: str):
+        self.ledger = ledger
+        self.key = (station, bench, layout_hash)
+
+    @classmethod
+    def for_station(cls, ledger: Ledger, station: Any) -> CalibrationRegistry:
+        return cls(ledger, station.name, station.bench.kind, station.bench.layout_hash())
+
+    def save(
+        self,
+        kind: str,
+        arrays: dict[str, np.ndarray],
+        metrics: dict[str, Any] | None = None,
+        run_file: str | Path = "",
+        valid_for_s: float | None = None,
+    ) -> int:
+        folder = paths.state_dir() / "calibrations"
+        folder.mkdir(parents=True, exist_ok=True)
+        created = time.time()
+        target = folder / f"{self.key[0]}-{kind}-{int(created * 1000)}.npz"
+        np.savez(target, **{k: np.asarray(v) for k, v in arrays.items()})
+        with self.ledger.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO calibrations (station, bench, layout_hash, kind, created, "
+                "valid_until, run_file, arrays_path, metrics) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    *self.key,
+                    kind,
+                    created,
+                    None if valid_for_s is None else created + valid_for_s,
+                    str(run_file),
+                    str(target),
+                    json.dumps(metrics or {}, default=float),
+                ),
+            )
+            return int(cur.lastrowid)
+
+    def history(self, kind: str) -> list[Calibration]:
+        rows = self.ledger.db.execute(
+            "SELECT * FROM calibrations WHERE station=? AND bench=? AND layout_hash=? AND kind=? "
+            "ORDER BY created",
+            (*self.key, kind),
+        )
+        return [
+            Calibration(
+                id=r["id"],
+                kind=r["kind"],
+                created=r["created"],
+                valid_until=r["valid_until"],
+                run_file=r["run_file"],
+                metrics=json.loads(r["metrics"] or "{}"),
+                arrays_path=r["arrays_path"],
+            )
+            for r in rows
+        ]
+
+    def latest(self, kind: str, valid_only: bool = False) -> Calibration | None:
+        for cal in reversed(self.history(kind)):
+            if not valid_only or not cal.expired:
+                return cal
+        return None
+
+    def require(self, kind: str, procedure_hint: str) -> Calibration:
+        cal = self.latest(kind)
+        if cal is None:
+            raise BadInput(
+                f"no '{kind}' calibration for station '{self.key[0]}' with this bench layout; "
+                f"run `labpnn run {procedure_hint} --station {self.key[0]}` first"
+            )
+        return cal

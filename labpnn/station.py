@@ -1,0 +1,400 @@
+"""A station: the YAML description of a bench, turned into instruments by role.
+
+The config says which driver plays which role, where it is, the lab's safety limits,
+and whether it is simulated. Switching a bench between hardware and simulation is a
+change here and nowhere else: for a simulated instrument the station asks the bench's
+simulated world (``labpnn.mock_instruments``) for the transport to hand to the *same*
+driver class. This module is the only non-test code that imports the mocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from labpnn import paths
+from labpnn.errors import BenchBusy, ConfigError, LabpnnError
+
+RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
+
+
+class SimulatedWorld(Protocol):
+    """What the station needs from a simulated bench (see ``mock_instruments``)."""
+
+    def driver_kwargs(self, role: str, config: Mapping[str, Any]) -> dict[str, Any]: ...
+    def wire(self, role: str, driver: Any) -> None: ...
+    def ground_truth(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class InstrumentConfig:
+    role: str
+    driver: str
+    simulated: bool
+    options: dict[str, Any]
+    limits: dict[str, list[float]]
+    settings: dict[str, Any]
+    expect: dict[str, str]
+
+    def driver_class(self) -> type:
+        return resolve_driver(self.driver, self.role)
+
+    @property
+    def lock_key(self) -> str:
+        """Two station files naming the same physical device share one lock."""
+        where = self.options.get("address") or self.options.get("serial") or self.options.get(
+            "device"
+        )
+        return _safe(f"{self.driver}-{where}") if (where and not self.simulated) else ""
+
+
+@dataclass
+class BenchConfig:
+    kind: str
+    layout: dict[str, Any] = field(default_factory=dict)
+    simulation: dict[str, Any] = field(default_factory=dict)
+
+    def layout_hash(self) -> str:
+        blob = json.dumps(self.layout, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def resolve_driver(path: str, role: str = "?") -> type:
+    module_name, _, cls_name = str(path).rpartition(".")
+    if not module_name:
+        raise ConfigError(f"instrument '{role}': driver '{path}' must be a dotted class path")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, cls_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"instrument '{role}': unknown driver class '{path}'") from None
+        raise
+    except AttributeError:
+        raise ConfigError(f"instrument '{role}': unknown driver class '{path}'") from None
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read station file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path.name}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: a station file must be a mapping with 'instruments'")
+    return data
+
+
+def _parse_scalar(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(config: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override (``--station-set``) in place."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--station-set expects dotted.key=value, got '{assignment}'")
+    parts = key.split(".")
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--station-set {key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = _parse_scalar(raw)
+
+
+def find_station_file(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ConfigError(f"station file {path} does not exist")
+        return path
+    bundled = paths.bundled_stations()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    raise ConfigError(
+        f"unknown station '{name_or_path}': not a file, and not a bundled station "
+        f"({', '.join(bundled)})"
+    )
+
+
+class StationConfig:
+    """A validated station description; builds nothing until :meth:`connect`."""
+
+    def __init__(self, raw: dict[str, Any], name: str, source: Path | None = None):
+        self.raw = raw
+        self.name = str(raw.get("name") or name)
+        self.source = source
+        instruments = raw.get("instruments")
+        if not isinstance(instruments, dict) or not instruments:
+            raise ConfigError(f"station '{self.name}': 'instruments' must map roles to drivers")
+        self.instruments: dict[str, InstrumentConfig] = {}
+        for role, spec in instruments.items():
+            if not isinstance(spec, dict) or "driver" not in spec:
+                raise ConfigError(f"station '{self.name}': instrument '{role}' needs a 'driver'")
+            limits = spec.get("limits") or {}
+            if not isinstance(limits, dict):
+                raise ConfigError(f"instrument '{role}': 'limits' must be a mapping")
+            self.instruments[role] = InstrumentConfig(
+                role=str(role),
+                driver=str(spec["driver"]),
+                simulated=bool(spec.get("simulated", False)),
+                options={k: v for k, v in spec.items() if k not in RESERVED_KEYS},
+                limits=limits,
+                settings=dict(spec.get("settings") or {}),
+                expect={k: str(v) for k, v in (spec.get("expect") or {}).items()},
+            )
+        bench = raw.get("bench") or {}
+        if not isinstance(bench, dict) or "kind" not in bench:
+            raise ConfigError(f"station '{self.name}': 'bench' needs a 'kind'")
+        self.bench = BenchConfig(
+            kind=str(bench["kind"]),
+            layout=dict(bench.get("layout") or {}),
+            simulation=dict(bench.get("simulation") or {}),
+        )
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()):
+        path = find_station_file(name_or_path)
+        raw = _load_yaml(path)
+        raw = copy.deepcopy(raw)
+        for assignment in overrides:
+            apply_override(raw, assignment)
+        return cls(raw, name=path.name.removesuffix(".yaml").removesuffix(".yml"), source=path)
+
+    @property
+    def simulated(self) -> bool:
+        return any(i.simulated for i in self.instruments.values())
+
+    @property
+    def seed(self) -> int | None:
+        return self.bench.simulation.get("seed") if self.simulated else None
+
+    def check(self) -> list[str]:
+        """Resolve every driver and validate its limits; return human-readable notes.
+
+        Raises :class:`ConfigError` for a bad config and ``MissingDependency`` for real
+        hardware whose SDK is absent.
+        """
+        from labpnn.settings import InstrumentSettings
+
+        notes = []
+        for inst in self.instruments.values():
+            cls_ = inst.driver_class()
+            if issubclass(cls_, InstrumentSettings):
+                probe = cls_.__new__(cls_)
+                probe._init_settings(inst.role, inst.limits)
+                for key, value in inst.settings.items():
+                    probe.check(key, value)
+            if not inst.simulated and hasattr(cls_, "check_available"):
+                cls_.check_available(inst.options)
+            kind = "simulated" if inst.simulated else "real"
+            notes.append(f"{inst.role}: {inst.driver} ({kind})")
+        if self.simulated:
+            from labpnn.mock_instruments import world_class
+
+            world_class(self.bench.kind)
+        return notes
+
+    def connect(self) -> Station:
+        station = Station(self)
+        station.connect()
+        return station
+
+
+class Station:
+    """Instruments by role, with locks, snapshot, safe state and (if simulated) a world."""
+
+    def __init__(self, config: StationConfig):
+        self.config = config
+        self.name = config.name
+        self.bench = config.bench
+        self.instruments: dict[str, Any] = {}
+        self.world: SimulatedWorld | None = None
+        self._qc_components: list[Any] = []
+
+    # -- construction -------------------------------------------------------------
+    def connect(self) -> None:
+        cfg = self.config
+        if cfg.simulated:
+            from labpnn.mock_instruments import build_world
+
+            self.world = build_world(cfg.bench, cfg.instruments)
+        try:
+            for role, inst in cfg.instruments.items():
+                cls_ = inst.driver_class()
+                kwargs = dict(inst.options)
+                if inst.simulated:
+                    kwargs.update(self.world.driver_kwargs(role, inst.options))
+                driver = cls_(label=role, limits=inst.limits, **kwargs)
+                self.instruments[role] = driver
+                if inst.simulated:
+                    self.world.wire(role, driver)
+                for key, value in inst.settings.items():
+                    setattr(driver, key, value)
+        except BaseException:
+            self.close()
+            raise
+
+    def __getitem__(self, role: str) -> Any:
+        try:
+            return self.instruments[role]
+        except KeyError:
+            raise ConfigError(
+                f"station '{self.name}' has no '{role}' instrument "
+                f"(it has: {', '.join(self.instruments)})"
+            ) from None
+
+    def __contains__(self, role: str) -> bool:
+        return role in self.instruments
+
+    @property
+    def simulated(self) -> bool:
+        return self.config.simulated
+
+    @property
+    def clock(self) -> Any:
+        """The world's clock when simulated (virtual in ``fast`` mode), else wall time."""
+        from labpnn.clock import WALL_CLOCK
+
+        return getattr(self.world, "clock", None) or WALL_CLOCK
+
+    @property
+    def ground_truth(self) -> dict[str, Any] | None:
+        """The simulator's truth (e.g. the true TM), or None on real hardware."""
+        if self.world is None:
+            return None
+        return self.world.ground_truth()
+
+    # -- locks --------------------------------------------------------------------
+    def lock_paths(self) -> dict[str, Path]:
+        folder = paths.state_dir() / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return {
+            role: folder / f"{inst.lock_key or _safe(self.name + '.' + role)}.lock"
+            for role, inst in self.config.instruments.items()
+        }
+
+    @contextlib.contextmanager
+    def locked(self, timeout_s: float = 0.0) -> Iterator[None]:
+        """Hold every instrument's file lock; the OS frees them if the process dies."""
+        with hold_locks(self.lock_paths(), timeout_s, self.name):
+            yield
+
+    # -- state ----------------------------------------------------------------------
+    def identities(self) -> dict[str, dict[str, str]]:
+        return {role: dict(drv.identity()) for role, drv in self.instruments.items()}
+
+    def check_identities(self) -> dict[str, dict[str, str]]:
+        """Compare each instrument's reported identity with the config's ``expect``."""
+        found = self.identities()
+        for role, inst in self.config.instruments.items():
+            for key, want in inst.expect.items():
+                got = str(found.get(role, {}).get(key, ""))
+                if got != want:
+                    raise ConfigError(
+                        f"{role}: the connected instrument reports {key}='{got}', but the "
+                        f"station config expects '{want}' (wrong device or wrong address?)"
+                    )
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every instrument's settings, with units and limits, as qcodes JSON."""
+        from labpnn.snapshot import build_snapshot
+
+        return build_snapshot(self)
+
+    def safe_state(self) -> dict[str, str]:
+        """Make every instrument safe; never raises. Returns role -> 'ok' or the error."""
+        result = {}
+        for role, driver in self.instruments.items():
+            try:
+                driver.safe_state()
+                result[role] = "ok"
+            except Exception as exc:  # keep going: the others must still be made safe
+                result[role] = f"failed: {type(exc).__name__}: {exc}"
+        return result
+
+    def close(self) -> None:
+        for driver in list(self.instruments.values()):
+            with contextlib.suppress(Exception):
+                driver.close()
+        self.instruments.clear()
+        if self.world is not None:
+            with contextlib.suppress(Exception):
+                self.world.close()
+            self.world = None
+
+    def __enter__(self) -> Station:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def hold_locks(lock_paths: Mapping[str, Path], timeout_s: float, what: str) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    held = []
+    try:
+        for role, path in lock_paths.items():
+            lock = FileLock(str(path))
+            try:
+                lock.acquire(timeout=max(timeout_s, 0.0))
+            except Timeout:
+                raise BenchBusy(
+                    f"bench busy: '{role}' of station '{what}' is locked by another run "
+                    f"or the GUI ({path})"
+                ) from None
+            held.append(lock)
+        yield
+    finally:
+        for lock in reversed(held):
+            with contextlib.suppress(Exception):
+                lock.release()
+
+
+def load_station(name_or_path: str | Path, overrides=()) -> StationConfig:
+    return StationConfig.load(name_or_path, overrides)
+
+
+__all__ = [
+    "BenchConfig",
+    "InstrumentConfig",
+    "LabpnnError",
+    "Station",
+    "StationConfig",
+    "load_station",
+]

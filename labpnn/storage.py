@@ -1,0 +1,366 @@
+"""One self-describing HDF5 file per run, written crash-safe with SWMR.
+
+Layout (``format_version`` 1)::
+
+    /                 attrs: procedure, parameters (JSON), status, times, versions,
+                      station snapshot (JSON), simulated + simulator seed, note, tags...
+    /results/<col>    one resizable 1-D dataset per scalar column (step, loss, ...)
+    /frames/<name>    N x H x W camera frames, with /frames/<name>_t timestamps (s)
+    /traces/<name>    N x ... traces (VNA sweeps, audio), with /traces/<name>_t
+    /calibration/...  arrays a calibration produced (e.g. the TM)
+    /checkpoints/latest   tensors as datasets (never pickle) + attrs (JSON meta)
+    /log              compound (t, level, message): the run's log
+    /summary          attrs: headline metrics, one vocabulary (see DESIGN.md)
+    /safe_state       attrs: per instrument, whether safe_state() succeeded
+
+Why SWMR with a flush after every append: in our crash tests that was the only mode
+whose files survived ``kill -9`` and stayed readable while being written. SWMR forbids
+creating objects or changing attributes while it is on, so structural changes close
+the file cleanly, reopen it, make the change and switch SWMR back on. They are rare
+(the first append to a new stream, a checkpoint, the end of the run).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labpnn import FORMAT_VERSION
+
+LOG_DTYPE = np.dtype([("t", "f8"), ("level", "S8"), ("message", "S480")])
+STATUSES = ("queued", "running", "completed", "aborted", "failed", "crashed", "missed")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="milliseconds")
+
+
+def _to_attr(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=_json_default)
+    if value is None:
+        return ""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, _dt.datetime)):
+        return str(obj)
+    return repr(obj)
+
+
+def _locked(method: Callable) -> Callable:
+    """Serialise writer calls: log records may arrive from instrument threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: RunWriter, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class RunWriter:
+    """Appends a run's data; every append is flushed, fsync every few seconds."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        attrs: Mapping[str, Any],
+        fsync_interval_s: float = 2.0,
+    ):
+        import h5py
+
+        self._h5py = h5py
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync_interval_s = fsync_interval_s
+        self._last_fsync = time.monotonic()
+        self._summary: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}
+        self._closed = False
+        self._lock = threading.RLock()
+        f = h5py.File(self.path, "w-", libver="latest")
+        try:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["status"] = "running"
+            f.attrs["start_time"] = now_iso()
+            for key, value in attrs.items():
+                f.attrs[key] = _to_attr(value)
+            for group in ("results", "frames", "traces", "calibration", "checkpoints"):
+                f.create_group(group)
+            f.create_group("summary")
+            f.create_dataset("log", shape=(0,), maxshape=(None,), dtype=LOG_DTYPE, chunks=(64,))
+            f.swmr_mode = True
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        self.f = f
+
+    # -- internals -----------------------------------------------------------------
+    def _restructure(self, change: Callable[[Any], None]) -> None:
+        """Close cleanly, reopen without SWMR, change the structure, resume SWMR."""
+        self.f.flush()
+        self.f.close()
+        self._cache.clear()
+        self.f = self._h5py.File(self.path, "r+", libver="latest")
+        try:
+            change(self.f)
+        finally:
+            self.f.swmr_mode = True
+            self.f.flush()
+
+    def _dataset(self, name: str, tail: tuple[int, ...], dtype: Any) -> Any:
+        ds = self._cache.get(name)
+        if ds is None:
+            if name not in self.f:
+                chunk_rows = max(1, min(1024, (1 << 20) // max(1, int(np.prod(tail)) * 8)))
+
+                def create(f: Any) -> None:
+                    f.create_dataset(
+                        name,
+                        shape=(0, *tail),
+                        maxshape=(None, *tail),
+                        dtype=dtype,
+                        chunks=(chunk_rows, *tail),
+                    )
+
+                self._restructure(create)
+            ds = self._cache[name] = self.f[name]
+        return ds
+
+    def _append(self, name: str, rows: np.ndarray) -> None:
+        ds = self._dataset(name, rows.shape[1:], rows.dtype)
+        if ds.shape[1:] != rows.shape[1:]:
+            raise ValueError(f"{name}: rows of shape {rows.shape[1:]} do not fit {ds.shape[1:]}")
+        n = ds.shape[0]
+        ds.resize(n + len(rows), axis=0)
+        ds[n:] = rows
+
+    def _committed(self) -> None:
+        self.f.flush()
+        if time.monotonic() - self._last_fsync >= self.fsync_interval_s:
+            self.sync()
+
+    @_locked
+    def sync(self) -> None:
+        """Push the flushed data from the OS cache to disk."""
+        self.f.flush()
+        try:
+            os.fsync(self.f.id.get_vfd_handle())
+        except (OSError, TypeError, ValueError):
+            pass
+        self._last_fsync = time.monotonic()
+
+    # -- appends ---------------------------------------------------------------------
+    @_locked
+    def append_row(self, group: str = "results", **values: Any) -> None:
+        """One row of scalar columns, e.g. ``append_row(epoch=3, loss=0.2)``."""
+        for key, value in values.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind in "biuf":
+                arr = arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64)
+            self._append(f"{group}/{key}", arr.reshape(1, *arr.shape))
+        self._committed()
+
+    def append_frame(self, name: str, frame: np.ndarray, t: float | None = None) -> None:
+        self.append_frames(name, np.asarray(frame)[None], None if t is None else [t])
+
+    @_locked
+    def append_frames(self, name: str, frames: np.ndarray, t: Any = None) -> None:
+        frames = np.asarray(frames)
+        times = np.full(len(frames), time.time()) if t is None else np.asarray(t, dtype=float)
+        self._append(f"frames/{name}", frames)
+        self._append(f"frames/{name}_t", times.reshape(-1))
+        self._committed()
+
+    @_locked
+    def append_trace(self, name: str, trace: np.ndarray, t: float | None = None) -> None:
+        trace = np.asarray(trace)
+        self._append(f"traces/{name}", trace[None])
+        self._append(f"traces/{name}_t", np.asarray([time.time() if t is None else t]))
+        self._committed()
+
+    @_locked
+    def log(self, level: str, message: str) -> None:
+        row = np.zeros(1, dtype=LOG_DTYPE)
+        row["t"] = time.time()
+        row["level"] = level.encode()[:8]
+        row["message"] = message.encode("utf-8", "replace")[:480]
+        self._append("log", row)
+        self._committed()
+
+    # -- structural writes -------------------------------------------------------------
+    @_locked
+    def write_array(self, name: str, array: Any, **attrs: Any) -> None:
+        """A whole array, e.g. ``write_array("calibration/tm", tm, unit="a.u.")``."""
+        array = np.asarray(array)
+
+        def change(f: Any) -> None:
+            if name in f:
+                del f[name]
+            ds = f.create_dataset(name, data=array)
+            for key, value in attrs.items():
+                ds.attrs[key] = _to_attr(value)
+
+        self._restructure(change)
+
+    @_locked
+    def set_attrs(self, name: str = "/", **attrs: Any) -> None:
+        def change(f: Any) -> None:
+            node = f.require_group(name) if name not in f else f[name]
+            for key, value in attrs.items():
+                node.attrs[key] = _to_attr(value)
+
+        self._restructure(change)
+
+    @_locked
+    def set_summary(self, **metrics: Any) -> None:
+        """Headline metrics; written into ``/summary`` now and again at the end."""
+        self._summary.update(metrics)
+        self.set_attrs("summary", **metrics)
+
+    @_locked
+    def checkpoint(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """Replace ``/checkpoints/latest`` with these tensors (datasets, not pickle)."""
+
+        def change(f: Any) -> None:
+            group = f["checkpoints"]
+            if "latest" in group:
+                del group["latest"]
+            latest = group.create_group("latest")
+            for key, value in arrays.items():
+                latest.create_dataset(key.replace("/", "|"), data=np.asarray(value))
+            latest.attrs["meta"] = json.dumps(meta, default=_json_default)
+            latest.attrs["time"] = now_iso()
+
+        self._restructure(change)
+        self.sync()
+
+    @_locked
+    def finish(
+        self,
+        status: str,
+        error: str | None = None,
+        safe_state: Mapping[str, str] | None = None,
+        **attrs: Any,
+    ) -> None:
+        if self._closed:
+            return
+        assert status in STATUSES, status
+
+        def change(f: Any) -> None:
+            f.attrs["status"] = status
+            f.attrs["end_time"] = now_iso()
+            f.attrs["error"] = error or ""
+            for key, value in attrs.items():
+                f.attrs[key] = _to_attr(value)
+            for key, value in self._summary.items():
+                f["summary"].attrs[key] = _to_attr(value)
+            if safe_state is not None:
+                group = f.require_group("safe_state")
+                for role, outcome in safe_state.items():
+                    group.attrs[role] = outcome
+                group.attrs["all_safe"] = all(v == "ok" for v in safe_state.values())
+
+        self.f.flush()
+        self.f.close()
+        with self._h5py.File(self.path, "r+", libver="latest") as f:
+            change(f)
+            f.flush()
+        self._closed = True
+
+    @_locked
+    def close(self) -> None:
+        if not self._closed:
+            self.f.close()
+            self._closed = True
+
+
+# -- reading -------------------------------------------------------------------------
+def open_run(path: str | os.PathLike) -> Any:
+    """Open a run file for reading, also while it is written or after its writer died."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError:
+        return h5py.File(path, "r")
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, Any]:
+    """Everything but the bulk arrays, as plain Python: attrs, summary, columns, log."""
+    with open_run(path) as f:
+        info: dict[str, Any] = {k: _attr(v) for k, v in f.attrs.items()}
+        info["summary"] = {k: _attr(v) for k, v in f["summary"].attrs.items()} if "summary" in f else {}
+        info["safe_state"] = (
+            {k: _attr(v) for k, v in f["safe_state"].attrs.items()} if "safe_state" in f else {}
+        )
+        if with_columns and "results" in f:
+            info["results"] = {k: f["results"][k][()] for k in f["results"]}
+        info["frames"] = {k: f["frames"][k].shape for k in f["frames"]} if "frames" in f else {}
+        info["traces"] = {k: f["traces"][k].shape for k in f["traces"]} if "traces" in f else {}
+        if "log" in f:
+            info["log"] = [
+                (float(r["t"]), r["level"].decode(), r["message"].decode("utf-8", "replace"))
+                for r in f["log"][()]
+            ]
+        info["path"] = str(path)
+    return info
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    with open_run(path) as f:
+        if "checkpoints" not in f or "latest" not in f["checkpoints"]:
+            return None
+        group = f["checkpoints/latest"]
+        arrays = {k.replace("|", "/"): group[k][()] for k in group}
+        return arrays, json.loads(group.attrs["meta"])
+
+
+def repair(path: str | os.PathLike, status: str) -> Path:
+    """Rewrite a file whose writer died into a clean, normally openable file."""
+    import h5py
+
+    path = Path(path)
+    tmp = path.with_suffix(".repair.h5")
+    with open_run(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in src:
+            src.copy(src[name], dst, name=name)
+        dst.attrs["status"] = status
+        dst.attrs["repaired_time"] = now_iso()
+        if not dst.attrs.get("end_time"):
+            dst.attrs["end_time"] = ""
+    os.replace(tmp, path)
+    return path
