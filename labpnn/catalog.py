@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from labpnn.errors import BadInput
@@ -14,16 +15,31 @@ PROCEDURES: dict[str, str] = {
 }
 
 
+def _catalog() -> dict[str, str]:
+    """The built-in procedures plus a lab's own, from ``LABPNN_EXTRA_PROCEDURES``.
+
+    The variable holds ``name=module:Class`` pairs separated by commas, so a lab can
+    run its own procedures through the same runner, GUI and scheduler.
+    """
+    extra = {}
+    for item in filter(None, os.environ.get("LABPNN_EXTRA_PROCEDURES", "").split(",")):
+        name, sep, target = item.partition("=")
+        if sep and ":" in target:
+            extra[name.strip()] = target.strip()
+    return {**PROCEDURES, **extra}
+
+
 def procedure_class(name: str) -> type[Any]:
+    catalog = _catalog()
     try:
-        target = PROCEDURES[name]
+        target = catalog[name]
     except KeyError:
         raise BadInput(
-            f"unknown procedure '{name}' (known: {', '.join(sorted(PROCEDURES))})"
+            f"unknown procedure '{name}' (known: {', '.join(sorted(catalog))})"
         ) from None
     module, _, cls_name = target.partition(":")
     return getattr(importlib.import_module(module), cls_name)
 
 
 def all_procedures() -> dict[str, type[Any]]:
-    return {name: procedure_class(name) for name in sorted(PROCEDURES)}
+    return {name: procedure_class(name) for name in sorted(_catalog())}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -76,8 +75,9 @@ def _run_request(**kw: Any) -> None:
     else:
         click.echo(f"labpnn: run {outcome.status}", err=True)
     for key, value in outcome.summary.items():
-        click.echo(f"  {key} = {value:.6g}" if isinstance(value, float) else f"  {key} = {value}",
-                   err=True)
+        click.echo(
+            f"  {key} = {value:.6g}" if isinstance(value, float) else f"  {key} = {value}", err=True
+        )
     if outcome.path is not None:
         click.echo(str(outcome.path))
     sys.exit(outcome.exit_code)
@@ -87,20 +87,46 @@ def _run_request(**kw: Any) -> None:
 @click.argument("procedure", required=False)
 @click.option("--station", "station", help="Station file or bundled station name.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Procedure parameter.")
-@click.option("--station-set", "station_sets", multiple=True, metavar="DOTTED.KEY=VALUE",
-              help="Override one entry of the station config for this run.")
+@click.option(
+    "--station-set",
+    "station_sets",
+    multiple=True,
+    metavar="DOTTED.KEY=VALUE",
+    help="Override one entry of the station config for this run.",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the run file goes.")
 @click.option("--note", default="", help="Free text stored with the run.")
 @click.option("--tag", "tags", multiple=True, help="Tag stored with the run (repeatable).")
-@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False),
-              help="Rerun with the parameters of a previous run file.")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Rerun with the parameters of a previous run file.",
+)
 @click.option("--dry-run", is_flag=True, help="Estimate hardware queries and duration only.")
-@click.option("--lock-timeout", type=float, default=0.0, show_default=True,
-              help="Seconds to wait for a busy bench before recording the run as missed.")
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for a busy bench before recording the run as missed.",
+)
 @click.option("--started-by", default="cli", hidden=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(procedure, station, sets, station_sets, data_dir, note, tags, from_file, dry_run,
-        lock_timeout, started_by, no_progress) -> None:
+def run(
+    procedure,
+    station,
+    sets,
+    station_sets,
+    data_dir,
+    note,
+    tags,
+    from_file,
+    dry_run,
+    lock_timeout,
+    started_by,
+    no_progress,
+) -> None:
     """Run PROCEDURE; prints the run file's path as the last line.
 
     Exit codes: 0 completed, 1 failed, 2 bad input (nothing started), 3 missed (bench
@@ -110,12 +136,22 @@ def run(procedure, station, sets, station_sets, data_dir, note, tags, from_file,
 
     if not procedure and not from_file:
         _fail("name a procedure (see `labpnn procedures`) or give --from RUN.h5", 2)
-    _run_request(req=RunRequest(
-        procedure=procedure or "", station=station, params=_parse_sets(sets),
-        station_set=list(station_sets), data_dir=data_dir, note=note, tags=list(tags),
-        from_file=from_file, dry_run=dry_run, started_by=started_by,
-        lock_timeout_s=lock_timeout, show_progress=not no_progress,
-    ))
+    _run_request(
+        req=RunRequest(
+            procedure=procedure or "",
+            station=station,
+            params=_parse_sets(sets),
+            station_set=list(station_sets),
+            data_dir=data_dir,
+            note=note,
+            tags=list(tags),
+            from_file=from_file,
+            dry_run=dry_run,
+            started_by=started_by,
+            lock_timeout_s=lock_timeout,
+            show_progress=not no_progress,
+        )
+    )
 
 
 @main.command()
@@ -127,10 +163,16 @@ def resume(run_file, sets, data_dir, no_progress) -> None:
     """Continue a crashed or aborted run from its last checkpoint, into a new run file."""
     from labpnn.runner import RunRequest
 
-    _run_request(req=RunRequest(
-        procedure="", params=_parse_sets(sets), resume_file=run_file, data_dir=data_dir,
-        show_progress=not no_progress, started_by="resume",
-    ))
+    _run_request(
+        req=RunRequest(
+            procedure="",
+            params=_parse_sets(sets),
+            resume_file=run_file,
+            data_dir=data_dir,
+            show_progress=not no_progress,
+            started_by="resume",
+        )
+    )
 
 
 # -- looking ---------------------------------------------------------------------------------
@@ -248,7 +290,8 @@ def show(run_file, as_json) -> None:
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 def repair(run_file) -> None:
     """Rewrite a file whose writer died into a clean file with the ledger's status."""
-    from labpnn.storage import read_run, repair as repair_file
+    from labpnn.storage import read_run
+    from labpnn.storage import repair as repair_file
 
     row = _ledger_status(run_file)
     status = row["status"] if row else "crashed"

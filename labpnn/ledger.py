@@ -83,7 +83,9 @@ class Ledger:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else ledger_path()
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db = sqlite3.connect(
+                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")

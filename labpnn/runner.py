@@ -170,8 +170,14 @@ class _Progress:
         if show:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=100, desc=label, unit="%", file=sys.stderr, leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+            self.bar = tqdm(
+                total=100,
+                desc=label,
+                unit="%",
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+            )
 
     def __call__(self, done: float, total: float, info: dict[str, Any]) -> None:
         self.last_progress = time.monotonic()
@@ -179,8 +185,10 @@ class _Progress:
         if self.bar is not None:
             self.bar.n = round(100 * fraction, 1)
             if info:
-                self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v)
-                                      for k, v in info.items()}, refresh=False)
+                self.bar.set_postfix(
+                    {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in info.items()},
+                    refresh=False,
+                )
             self.bar.refresh()
         now = time.time()
         if now - self.last_beat >= 1.0:
@@ -274,9 +282,15 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
         if station is not None:
             station.close()
         ledger.start_run(
-            run_id=run_id, procedure=procedure.name, station=config.name,
-            bench=config.bench.kind, parameters=procedure.parameter_values(),
-            started_by=req.started_by, status="missed", error=str(exc), note=req.note,
+            run_id=run_id,
+            procedure=procedure.name,
+            station=config.name,
+            bench=config.bench.kind,
+            parameters=procedure.parameter_values(),
+            started_by=req.started_by,
+            status="missed",
+            error=str(exc),
+            note=req.note,
             tags=req.tags,
         )
         ledger.end_run(run_id, "missed", str(exc))
@@ -334,11 +348,22 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
         }
         writer = RunWriter(path, attrs)
         procedure.run = writer
+        if os.environ.get("LABPNN_LIVE"):
+            # A GUI started this run: publish thumbnails and curves on its loopback channel.
+            from labpnn.live import attach_publisher
+
+            attach_publisher(writer, station, os.environ["LABPNN_LIVE"], run_id)
         ledger.start_run(
-            run_id=run_id, procedure=procedure.name, station=config.name,
-            bench=config.bench.kind, parameters=procedure.parameter_values(),
-            file=str(path.resolve()), started_by=req.started_by, lock_path=str(run_lock),
-            note=req.note, tags=req.tags,
+            run_id=run_id,
+            procedure=procedure.name,
+            station=config.name,
+            bench=config.bench.kind,
+            parameters=procedure.parameter_values(),
+            file=str(path.resolve()),
+            started_by=req.started_by,
+            lock_path=str(run_lock),
+            note=req.note,
+            tags=req.tags,
         )
         return _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo)
     finally:
@@ -367,8 +392,7 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) 
             return
         expired.set()
         message = (
-            f"watchdog: no progress for {procedure.watchdog_s:g} s "
-            f"(the procedure's declared bound)"
+            f"watchdog: no progress for {procedure.watchdog_s:g} s (the procedure's declared bound)"
         )
         log.error(message)
         stop.set()
@@ -425,4 +449,3 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) 
         restore_signals()
     summary = dict(writer._summary)
     return RunOutcome(status, EXIT_CODES[status], path, error, run_id, summary)
-

@@ -124,7 +124,11 @@ class InstrumentSettings:
                 value = getattr(self, spec.name)
             except Exception as exc:  # a snapshot must never kill a run
                 value = f"<unreadable: {exc}>"
-            out[spec.name] = {"value": value, "unit": spec.unit, "limits": self.effective_range(spec.name)}
+            out[spec.name] = {
+                "value": value,
+                "unit": spec.unit,
+                "limits": self.effective_range(spec.name),
+            }
         return out
 
     # -- what every driver provides ------------------------------------------------

@@ -53,8 +53,8 @@ class InstrumentConfig:
     @property
     def lock_key(self) -> str:
         """Two station files naming the same physical device share one lock."""
-        where = self.options.get("address") or self.options.get("serial") or self.options.get(
-            "device"
+        where = (
+            self.options.get("address") or self.options.get("serial") or self.options.get("device")
         )
         return _safe(f"{self.driver}-{where}") if (where and not self.simulated) else ""
 

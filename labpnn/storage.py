@@ -95,6 +95,8 @@ class RunWriter:
         self._cache: dict[str, Any] = {}
         self._closed = False
         self._lock = threading.RLock()
+        # Live viewers (the GUI's loopback channel) subscribe here: (kind, name, payload).
+        self.listeners: list[Callable[[str, str, Any], None]] = []
         f = h5py.File(self.path, "w-", libver="latest")
         try:
             f.attrs["format_version"] = FORMAT_VERSION
@@ -153,6 +155,13 @@ class RunWriter:
         ds.resize(n + len(rows), axis=0)
         ds[n:] = rows
 
+    def _notify(self, kind: str, name: str, payload: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, name, payload)
+            except Exception:  # a viewer must never break the run
+                pass
+
     def _committed(self) -> None:
         self.f.flush()
         if time.monotonic() - self._last_fsync >= self.fsync_interval_s:
@@ -178,6 +187,7 @@ class RunWriter:
                 arr = arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64)
             self._append(f"{group}/{key}", arr.reshape(1, *arr.shape))
         self._committed()
+        self._notify("row", group, values)
 
     def append_frame(self, name: str, frame: np.ndarray, t: float | None = None) -> None:
         self.append_frames(name, np.asarray(frame)[None], None if t is None else [t])
@@ -189,6 +199,7 @@ class RunWriter:
         self._append(f"frames/{name}", frames)
         self._append(f"frames/{name}_t", times.reshape(-1))
         self._committed()
+        self._notify("frame", name, frames[-1])
 
     @_locked
     def append_trace(self, name: str, trace: np.ndarray, t: float | None = None) -> None:
@@ -196,6 +207,7 @@ class RunWriter:
         self._append(f"traces/{name}", trace[None])
         self._append(f"traces/{name}_t", np.asarray([time.time() if t is None else t]))
         self._committed()
+        self._notify("trace", name, trace)
 
     @_locked
     def log(self, level: str, message: str) -> None:
@@ -321,7 +333,9 @@ def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, An
     """Everything but the bulk arrays, as plain Python: attrs, summary, columns, log."""
     with open_run(path) as f:
         info: dict[str, Any] = {k: _attr(v) for k, v in f.attrs.items()}
-        info["summary"] = {k: _attr(v) for k, v in f["summary"].attrs.items()} if "summary" in f else {}
+        info["summary"] = (
+            {k: _attr(v) for k, v in f["summary"].attrs.items()} if "summary" in f else {}
+        )
         info["safe_state"] = (
             {k: _attr(v) for k, v in f["safe_state"].attrs.items()} if "safe_state" in f else {}
         )

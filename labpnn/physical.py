@@ -1,0 +1,110 @@
+"""The PhysicalLayer interface that learning code trains against, and plain-function layers.
+
+A physical layer maps a batch of inputs to a batch of measured outputs, ``y = layer(x)`` with
+``x: Tensor[B, n_in]`` and ``y: Tensor[B, n_out]``. A real bench (``labpnn.bench``) encodes the
+inputs into its own actuator range, actuates, waits, senses and decodes; a simulated bench does the
+same through a simulator; in unit tests and studies a :class:`FunctionLayer` wraps a torch function.
+Learning code sees only this interface, so it runs unchanged on all three.
+
+This module depends on torch only, so that ``labpnn.learning`` can import it without drivers.
+
+Optional parts of the protocol, which trainers use when present and never require:
+
+- ``queries: int`` and ``hardware_s: float`` — the layer's own counters of samples measured and of
+  seconds spent in hardware. Trainers prefer the layer's ``hardware_s`` to their own wall clock.
+- ``state_dict()`` / ``load_state_dict(state)`` — for layers that carry state worth checkpointing,
+  such as a simulated world (clock, medium, random generators). The state is a (possibly nested)
+  dict whose leaves are tensors, numpy arrays or JSON values (numbers, strings, booleans, None),
+  so trainers can store it without pickle.
+
+A layer may return NaN or Inf for a bad hardware frame; trainers detect it and skip that batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "PhysicalLayer",
+    "FunctionLayer",
+    "IdentityLayer",
+    "RandomLinearLayer",
+]
+
+
+@runtime_checkable
+class PhysicalLayer(Protocol):
+    """A fixed transform measured on hardware (or simulated): ``Tensor[B, n_in] -> Tensor[B, n_out]``."""
+
+    n_in: int
+    n_out: int
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+class FunctionLayer:
+    """A physical layer made from a plain torch function, for tests, studies and ablations.
+
+    The function receives the raw layer input (no encoding or range mapping) and must return a
+    ``[B, n_out]`` tensor. The output is detached, as a measurement would be: no gradient flows
+    through a physical layer. ``queries`` counts samples sent and ``hardware_s`` the seconds spent
+    inside the function.
+    """
+
+    def __init__(
+        self, fn: Callable[[Tensor], Tensor], n_in: int, n_out: int, name: str | None = None
+    ) -> None:
+        if n_in < 1 or n_out < 1:
+            raise ValueError(
+                f"a physical layer needs n_in >= 1 and n_out >= 1, got {n_in}, {n_out}"
+            )
+        self.fn = fn
+        self.n_in = int(n_in)
+        self.n_out = int(n_out)
+        self.name = name or getattr(fn, "__name__", "function")
+        self.queries = 0
+        self.hardware_s = 0.0
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(
+                f"{self.name}: expected input of shape [batch, {self.n_in}], got {tuple(x.shape)}"
+            )
+        start = time.perf_counter()
+        with torch.no_grad():
+            y = self.fn(x)
+        self.hardware_s += time.perf_counter() - start
+        self.queries += x.shape[0]
+        if y.shape != (x.shape[0], self.n_out):
+            raise ValueError(
+                f"{self.name}: function returned shape {tuple(y.shape)}, "
+                f"expected [{x.shape[0]}, {self.n_out}]"
+            )
+        return y.detach()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, n_in={self.n_in}, n_out={self.n_out})"
+
+
+class IdentityLayer(FunctionLayer):
+    """P = identity: the ablation that asks how much the physics itself contributes."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(torch.clone, n, n, name="identity")
+
+
+class RandomLinearLayer(FunctionLayer):
+    """P = a fixed random linear map (Gaussian, variance 1/n_in): the linear-physics ablation."""
+
+    def __init__(self, n_in: int, n_out: int, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.matrix = torch.randn(n_in, n_out, generator=generator) / n_in**0.5
+        super().__init__(self._apply, n_in, n_out, name=f"random-linear(seed={seed})")
+
+    def _apply(self, x: Tensor) -> Tensor:
+        return x @ self.matrix

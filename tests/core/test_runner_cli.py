@@ -1,0 +1,215 @@
+"""The runner through the real CLI, in real subprocesses, on a fake bench."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from tests.conftest import labpnn_cmd
+
+FAKE = str(Path(__file__).parent / "fake-station.yaml")
+EXTRA = "count-frames=tests.core.fakes:CountFrames,hang=tests.core.fakes:Hang"
+
+
+@pytest.fixture(autouse=True)
+def fake_procedures(monkeypatch):
+    monkeypatch.setenv("LABPNN_EXTRA_PROCEDURES", EXTRA)
+
+
+def h5_files(data_dir):
+    return sorted(Path(data_dir).rglob("*.h5"))
+
+
+def test_a_completed_run_prints_its_file_and_show_reports_it(labpnn, lab_dirs):
+    res = labpnn(
+        "run",
+        "count-frames",
+        "--station",
+        FAKE,
+        "--set",
+        "n_frames=4",
+        "--note",
+        "first light",
+        "--tag",
+        "smoke",
+    )
+    assert res.returncode == 0, res.stderr
+    path = res.stdout.strip().splitlines()[-1]
+    assert Path(path).exists() and path.endswith(".h5")
+    shown = json.loads(labpnn("show", path, "--json", check=True).stdout)
+    assert shown["status"] == "completed"
+    assert shown["parameters"]["n_frames"] == 4
+    assert shown["summary"]["queries"] == 4
+    assert shown["safe_state"]["detector"] == "ok"
+    assert shown["note"] == "first light" and shown["tags"] == ["smoke"]
+    with h5py.File(path, "r") as f:
+        assert f["frames/detector"].shape == (4, 8, 8)
+        assert json.loads(f.attrs["station_snapshot"])["labpnn"]["station"] == "fake-bench"
+        assert f.attrs["simulated"] == 0 or not f.attrs["simulated"]
+    # --from reruns with the same parameters
+    again = labpnn("run", "--from", path, "--no-progress")
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(labpnn("show", again.stdout.strip().splitlines()[-1], "--json").stdout)
+    assert rerun["parameters"]["n_frames"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "no-such-procedure"], "unknown procedure 'no-such-procedure'"),
+        (
+            ["run", "count-frames", "--station", FAKE, "--set", "bogus=1"],
+            "unknown parameter 'bogus'",
+        ),
+        (
+            ["run", "count-frames", "--station", FAKE, "--set", "n_frames=many"],
+            "n_frames='many' is invalid",
+        ),
+        (
+            ["run", "count-frames", "--station", FAKE, "--set", "n_frames=0"],
+            "n_frames='0' is invalid",
+        ),
+        (
+            ["run", "count-frames", "--station", FAKE, "--set", "exposure_s=0.5"],
+            "exposure_s=0.5 s is outside the lab limit 1e-05..0.1 s",
+        ),
+        (
+            [
+                "run",
+                "count-frames",
+                "--station",
+                FAKE,
+                "--station-set",
+                "instruments.detector.driver=labpnn.drivers.nope.Thing",
+            ],
+            "unknown driver class",
+        ),
+        (
+            ["run", "count-frames", "--station", "no-such-station"],
+            "unknown station 'no-such-station'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_file(labpnn, lab_dirs, args, message):
+    res = labpnn(*args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert h5_files(lab_dirs[0]) == []
+
+
+def test_malformed_yaml_names_the_line(labpnn, lab_dirs, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("instruments:\n  detector: {driver: x\nbench: {kind: fake}\n")
+    res = labpnn("run", "count-frames", "--station", str(bad))
+    assert res.returncode == 2
+    assert "malformed YAML at line" in res.stderr and "Traceback" not in res.stderr
+    assert h5_files(lab_dirs[0]) == []
+
+
+def test_dry_run_estimates_without_starting(labpnn, lab_dirs):
+    res = labpnn("run", "count-frames", "--station", FAKE, "--set", "n_frames=50", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "about 50 hardware queries" in res.stdout
+    assert h5_files(lab_dirs[0]) == []
+
+
+def _start(*args):
+    return subprocess.Popen(
+        labpnn_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+
+
+def _wait_for_frames(data_dir, n, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in h5_files(data_dir):
+            try:
+                with h5py.File(path, "r", libver="latest", swmr=True) as f:
+                    if "frames/detector" in f and f["frames/detector"].shape[0] >= n:
+                        return path
+            except (OSError, KeyError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the run never wrote frames")
+
+
+def test_sigint_aborts_keeps_data_and_makes_the_bench_safe(labpnn, lab_dirs):
+    proc = _start(
+        "run",
+        "count-frames",
+        "--station",
+        FAKE,
+        "--set",
+        "n_frames=100000",
+        "--set",
+        "delay_s=0.01",
+        "--no-progress",
+    )
+    path = _wait_for_frames(lab_dirs[0], 3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    shown = json.loads(labpnn("show", str(path), "--json").stdout)
+    assert shown["status"] == "aborted"
+    assert shown["safe_state"] == {"detector": "ok", "all_safe": True}
+    assert shown["frames"]["detector"][0] >= 3
+
+
+def test_kill_9_leaves_a_readable_file_marked_crashed_and_repairable(labpnn, lab_dirs):
+    proc = _start(
+        "run",
+        "count-frames",
+        "--station",
+        FAKE,
+        "--set",
+        "n_frames=100000",
+        "--set",
+        "delay_s=0.005",
+        "--no-progress",
+    )
+    path = _wait_for_frames(lab_dirs[0], 5)
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        seen = f["frames/detector"].shape[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        assert f["frames/detector"].shape[0] >= seen  # every flushed frame is there
+        assert f.attrs["status"] == "running"  # the file could not know
+    listing = labpnn("stations")  # any labpnn command reaps dead runs
+    assert "marked crashed" in listing.stderr
+    shown = json.loads(labpnn("show", str(path), "--json").stdout)
+    assert shown["status"] == "crashed" and shown["file_status"] == "running"
+    fixed = labpnn("repair", str(path))
+    assert fixed.returncode == 0, fixed.stderr
+    with h5py.File(path, "r") as f:  # a plain open works again
+        assert f.attrs["status"] == "crashed"
+        assert f["frames/detector"].shape[0] >= seen
+
+
+def test_watchdog_fails_a_run_that_stops_reporting_progress(labpnn, lab_dirs):
+    res = labpnn("run", "hang", "--station", FAKE, "--no-progress", timeout=60)
+    assert res.returncode == 1, res.stderr
+    path = res.stdout.strip().splitlines()[-1]
+    shown = json.loads(labpnn("show", path, "--json").stdout)
+    assert shown["status"] == "failed"
+    assert shown["error"].startswith("watchdog")
+    assert shown["safe_state"]["detector"] == "ok"
+
+
+def test_help_is_fast_to_import():
+    # labpnn --help must not pull torch, qcodes, h5py or Qt.
+    code = "import sys, labpnn.cli; print(sorted(m for m in ('torch','qcodes','h5py','PyQt6','numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,86 @@
+"""Station configs: loading, overrides, limits and clear errors for bad config."""
+
+from pathlib import Path
+
+import pytest
+
+from labpnn.errors import ConfigError, LimitError
+from labpnn.station import StationConfig
+
+HERE = Path(__file__).parent
+FAKE = HERE / "fake-station.yaml"
+
+
+def test_fake_station_connects_and_snapshots_with_units_and_limits():
+    cfg = StationConfig.load(FAKE)
+    with cfg.connect() as st:
+        snap = st.snapshot()
+        param = snap["components"]["detector"]["parameters"]["exposure_s"]
+        assert param["unit"] == "s"
+        assert "1e-05" in param["vals"] and "0.1" in param["vals"]
+        assert snap["labpnn"]["bench"]["kind"] == "fake"
+
+
+def test_lab_limit_is_enforced_in_the_driver_setter_with_a_clear_message():
+    with StationConfig.load(FAKE).connect() as st:
+        with pytest.raises(LimitError) as err:
+            st["detector"].exposure_s = 0.5
+        msg = str(err.value)
+        assert "detector" in msg and "exposure_s=0.5" in msg and "lab limit 1e-05..0.1 s" in msg
+        with pytest.raises(LimitError, match="outside this FakeDetector's 0..24 dB"):
+            st["detector"].gain_db = 30
+
+
+def test_station_set_overrides_one_entry():
+    cfg = StationConfig.load(FAKE, ["bench.layout.pixels=128", "bench.simulation.seed=3"])
+    assert cfg.bench.layout["pixels"] == 128
+    assert cfg.bench.simulation["seed"] == 3
+
+
+def test_layout_hash_changes_with_layout_only():
+    a = StationConfig.load(FAKE).bench.layout_hash()
+    b = StationConfig.load(FAKE, ["bench.simulation.seed=3"]).bench.layout_hash()
+    c = StationConfig.load(FAKE, ["bench.layout.pixels=32"]).bench.layout_hash()
+    assert a == b != c
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("instruments: {a: [1, 2\n", "malformed YAML at line 2"),
+        (
+            "instruments:\n  cam: {driver: labpnn.drivers.nope.Camera}\nbench: {kind: x}\n",
+            "unknown driver class 'labpnn.drivers.nope.Camera'",
+        ),
+        ("bench: {kind: x}\n", "'instruments' must map roles"),
+        (
+            "instruments:\n  d: {driver: tests.core.fakes.FakeDetector, limits: {volume: [0, 1]}}\n"
+            "bench: {kind: fake}\n",
+            "limit 'volume' is not a setting",
+        ),
+    ],
+)
+def test_bad_station_files_give_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        StationConfig.load(path).check()
+
+
+def test_identity_mismatch_is_refused():
+    cfg = StationConfig.load(FAKE, ["instruments.detector.serial=999"])
+    with cfg.connect() as st, pytest.raises(ConfigError, match="expects '1234'"):
+        st.check_identities()
+
+
+def test_locks_exclude_a_second_holder():
+    from labpnn.errors import BenchBusy
+
+    cfg = StationConfig.load(FAKE)
+    with cfg.connect() as a, cfg.connect() as b:
+        with a.locked():
+            with pytest.raises(BenchBusy, match="bench busy"):
+                with b.locked(timeout_s=0.05):
+                    pass
+        with b.locked():
+            pass
