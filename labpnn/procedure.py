@@ -7,6 +7,7 @@ used: :mod:`labpnn.runner` runs each procedure in its own process and gives it
 * ``self.station`` — the connected instruments by role (``self.station["camera"]``);
 * ``self.run`` — the :class:`~labpnn.storage.RunWriter` of this run's HDF5 file;
 * ``self.registry`` — the calibration registry for this bench;
+* ``self.operator`` — structured requests to a person (see :mod:`labpnn.operator`);
 * ``self.log`` — a logger whose records also go into the run file.
 
 A procedure calls :meth:`progress` at every step: it draws the progress bar, feeds
@@ -51,6 +52,7 @@ class LabProcedure(Procedure):
     station: Any = None
     run: Any = None
     registry: Any = None
+    operator: Any = None  # labpnn.operator.Operator: requests to a person
     log: logging.Logger = logging.getLogger("labpnn.run")
     resume_state: Any = None  # (arrays, meta) of the checkpoint to resume from
 

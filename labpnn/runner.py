@@ -243,6 +243,7 @@ def execute(req: RunRequest, echo: Callable[[str], None] = print) -> RunOutcome:
 
 
 def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, echo) -> RunOutcome:
+    from labpnn.operator import Operator
     from labpnn.registry import CalibrationRegistry
     from labpnn.station import StationConfig, hold_locks
 
@@ -306,6 +307,7 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
             procedure.station = station
             procedure.station_config = config
             procedure.registry = CalibrationRegistry.for_station(ledger, station)
+            procedure.operator = Operator.for_run(station, req.started_by)
             if req.resume_file:
                 from labpnn.storage import read_checkpoint
 
