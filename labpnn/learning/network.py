@@ -1,0 +1,131 @@
+"""The hybrid network that PAT, in-silico training and SPSA train: digital and physical in turn.
+
+``x -> D_0 -> P_0 -> D_1 -> P_1 -> ... -> P_{K-1} -> readout -> logits``. Each D_k is a
+trainable linear map to ``P_k.n_in``; the P_k are fixed physical layers and supply the
+nonlinearity; the readout maps ``P_{K-1}.n_out`` to class scores. The network holds only the
+digital parameters: how the physical step is carried out (measured, physics-aware, or on a twin)
+is passed to :meth:`HybridNetwork.forward` by the trainer.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from labpnn.datasets import Dataset
+from labpnn.learning.costs import linear_flops
+from labpnn.learning.digital import seeded_linear
+from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
+
+__all__ = ["HybridNetwork", "HybridTrainer"]
+
+PhysicalStep = Callable[[int, Tensor], Tensor]
+
+
+class HybridNetwork(nn.Module):
+    """Trainable digital maps around fixed physical layers (given by their widths)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        physical_widths: Sequence[tuple[int, int]],
+        n_classes: int,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__()
+        widths_in = [n_in] + [n_out for _, n_out in physical_widths[:-1]]
+        self.digital = nn.ModuleList(
+            seeded_linear(width_in, layer_in, generator)
+            for width_in, (layer_in, _) in zip(widths_in, physical_widths)
+        )
+        self.readout = seeded_linear(physical_widths[-1][1], n_classes, generator)
+
+    def forward(self, x: Tensor, physical_step: PhysicalStep) -> Tensor:
+        """Class scores; ``physical_step(k, h)`` stands for physical layer k applied to ``h``."""
+        h = x
+        for k, digital in enumerate(self.digital):
+            h = physical_step(k, digital(h))
+        return self.readout(h)
+
+    def flops(self, n_samples: int, backward: bool = False) -> float:
+        """Digital FLOPs of the linear maps for ``n_samples`` (forward, or forward and backward)."""
+        linears = [*self.digital, self.readout]
+        return sum(
+            linear_flops(linear.in_features, linear.out_features, n_samples, backward)
+            for linear in linears
+        )
+
+
+class HybridTrainer(Trainer):
+    """Shared life cycle of trainers of a :class:`HybridNetwork`: batches, prediction, state.
+
+    Prediction runs the network on the physical layers themselves (measured), whatever the
+    training used. Subclasses implement :meth:`_train_batch`.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence,
+        n_classes: int,
+        *,
+        n_in: int | None,
+        lr: float,
+        batch_size: int | None,
+        seed: int,
+        divergence_bound: float,
+    ) -> None:
+        super().__init__(seed=seed, divergence_bound=divergence_bound)
+        if not layers:
+            raise ValueError(f"{type(self).__name__} needs at least one physical layer")
+        self.layers = list(layers)
+        self.n_inputs = int(n_in or self.layers[0].n_in)
+        self.n_classes = int(n_classes)
+        self.lr = float(lr)
+        self.batch_size = batch_size
+        widths = [(layer.n_in, layer.n_out) for layer in self.layers]
+        self.network = HybridNetwork(self.n_inputs, widths, self.n_classes, self.generator)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
+
+    @abstractmethod
+    def _train_batch(self, x: Tensor, y: Tensor, losses: list[float]) -> None:
+        """Update the digital parameters on one batch; append the batch loss to ``losses``."""
+
+    def _train_epoch(self, ds: Dataset) -> dict:
+        losses: list[float] = []
+        for index in self._batches(ds.x_train.shape[0], self.batch_size):
+            x, y = ds.x_train[index], ds.y_train[index]
+            self._run_batch(lambda x=x, y=y: self._train_batch(x, y, losses))
+        return {"loss": mean_or_none(losses)}
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Class scores with every physical layer measured (evaluation queries)."""
+        self._check_width(x)
+        with torch.no_grad():
+            scores = self.network(x, self._measured_step(evaluation=True))
+        self._costs.digital_flops += self.network.flops(x.shape[0])
+        return scores
+
+    def predict(self, x: Tensor) -> Tensor:
+        return predicted_classes(self.logits(x))
+
+    def _measured_step(self, *, evaluation: bool = False) -> PhysicalStep:
+        return lambda k, h: self._measure(self.layers[k], h, evaluation=evaluation)
+
+    def _stateful(self) -> dict:
+        return {"network": self.network, "optimizer": self.optimizer}
+
+    def _physical_layers(self) -> list:
+        return self.layers
+
+    def _config(self) -> dict:
+        return {
+            **super()._config(),
+            "layers": [repr(layer) for layer in self.layers],
+            "n_in": self.n_inputs,
+            "n_classes": self.n_classes,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+        }

@@ -1,0 +1,193 @@
+"""Physical local learning (PhyLL; Momeni, Rahmani et al., Science 2023): training without a model.
+
+Layer k is a fixed physical transform P_k followed by a trainable digital linear map W_k::
+
+    h_{k+1} = W_k · [P_k(h_k), h_k]     (skip=True: acoustic and microwave benches)
+    h_{k+1} = W_k · P_k(h_k)            (skip=False: optical bench)
+
+The first physical layer receives the label-embedded input itself, so the dataset's width must
+equal ``layers[0].n_in``. W_k maps to the next physical layer's ``n_in``; the last W maps to
+``out_width``, by default the last physical layer's ``n_in`` (as in the published 40 -> 20
+acoustic network). Each W_k is trained greedily and locally: positives carry the true label,
+negatives a uniformly random wrong one, the goodness is ``cos(|h_{k+1}|, p_k)`` against a fixed
+random unit prototype p_k (or ``sum(h**2)``), and the loss is ``softplus(-alpha (G_pos - G_neg))``.
+P_k is measured once per batch and reused for all ``inner_steps`` Adam steps of W_k, because W_k
+comes after it; outputs are detached before the next layer. No model of P is ever needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from labpnn.datasets import Dataset, embed_labels
+from labpnn.learning.costs import linear_flops
+from labpnn.learning.digital import seeded_linear
+from labpnn.learning.goodness import (
+    cosine_goodness,
+    random_prototype,
+    sum_of_squares_goodness,
+    wrong_labels,
+)
+from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
+
+__all__ = ["PhyLL"]
+
+GOODNESS_KINDS = ("cosine", "sumsq")
+
+
+class PhyLL(Trainer):
+    """PhyLL on a stack of physical layers.
+
+    Prediction tries every label and takes the argmax of the goodness summed over layers, so
+    classifying one sample sends ``n_classes`` samples through every physical layer; those queries
+    are counted (``costs.eval_queries``). ``n_label_slots`` defaults to ``n_classes``: the slots
+    beyond are zero in the data and stay zero.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence,
+        n_classes: int,
+        *,
+        skip: bool = True,
+        alpha: float = 4.0,
+        lr: float = 5e-4,
+        inner_steps: int = 10,
+        batch_size: int | None = None,
+        goodness: str = "cosine",
+        n_label_slots: int | None = None,
+        out_width: int | None = None,
+        seed: int = 0,
+        divergence_bound: float = 1e6,
+    ) -> None:
+        super().__init__(seed=seed, divergence_bound=divergence_bound)
+        if not layers:
+            raise ValueError("PhyLL needs at least one physical layer")
+        if goodness not in GOODNESS_KINDS:
+            raise ValueError(f"goodness={goodness!r}; choose one of {GOODNESS_KINDS}")
+        if inner_steps < 1:
+            raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
+        self.layers = list(layers)
+        self.n_inputs = self.layers[0].n_in
+        self.n_classes = int(n_classes)
+        self.n_label_slots = int(n_label_slots or n_classes)
+        if not 2 <= self.n_classes <= self.n_label_slots < self.n_inputs:
+            raise ValueError(
+                f"need 2 <= n_classes ({self.n_classes}) <= n_label_slots ({self.n_label_slots}) "
+                f"< the first layer's n_in ({self.n_inputs})"
+            )
+        self.skip = skip
+        self.alpha = float(alpha)
+        self.lr = float(lr)
+        self.inner_steps = int(inner_steps)
+        self.batch_size = batch_size
+        self.goodness = goodness
+
+        self.digital = nn.ModuleList()
+        for k, layer in enumerate(self.layers):
+            width_in = layer.n_out + (layer.n_in if skip else 0)
+            if k + 1 < len(self.layers):
+                width_out = self.layers[k + 1].n_in
+            else:
+                width_out = out_width or layer.n_in
+            self.digital.append(seeded_linear(width_in, width_out, self.generator))
+        self.prototypes = nn.ParameterList(
+            nn.Parameter(random_prototype(linear.out_features, self.generator), requires_grad=False)
+            for linear in self.digital
+            if goodness == "cosine"
+        )
+        self.optimizers = [
+            torch.optim.Adam(linear.parameters(), lr=self.lr) for linear in self.digital
+        ]
+
+    @property
+    def digital_widths(self) -> list[tuple[int, int]]:
+        """``(in, out)`` of each trainable map W_k."""
+        return [(linear.in_features, linear.out_features) for linear in self.digital]
+
+    def goodness_per_label(self, x: Tensor) -> Tensor:
+        """``[B, n_classes]``: goodness summed over layers with each label embedded in turn."""
+        self._check_width(x)
+        n = x.shape[0]
+        h = torch.cat(
+            [embed_labels(x, label, self.n_label_slots) for label in range(self.n_classes)]
+        )
+        total = torch.zeros(h.shape[0])
+        with torch.no_grad():
+            for k, linear in enumerate(self.digital):
+                z = self._layer_input(k, h, evaluation=True)
+                h = linear(z)
+                total += self._goodness(k, h)
+                self._costs.digital_flops += linear_flops(*self.digital_widths[k], h.shape[0])
+        return total.view(self.n_classes, n).T
+
+    def predict(self, x: Tensor) -> Tensor:
+        return predicted_classes(self.goodness_per_label(x))
+
+    def _train_epoch(self, ds: Dataset) -> dict:
+        layer_losses: list[list[float]] = [[] for _ in self.layers]
+        for index in self._batches(ds.x_train.shape[0], self.batch_size):
+            x, y = ds.x_train[index], ds.y_train[index]
+            self._run_batch(lambda x=x, y=y: self._train_batch(x, y, layer_losses))
+        means = [mean_or_none(losses) for losses in layer_losses]
+        total = None if None in means else sum(means)
+        return {"loss": total, "layer_losses": means}
+
+    def _train_batch(self, x: Tensor, y: Tensor, layer_losses: list[list[float]]) -> None:
+        """Greedy layer-local update of every W_k on one batch of positives and negatives."""
+        n = x.shape[0]
+        negative = wrong_labels(y, self.n_classes, self.generator)
+        h = torch.cat(
+            [embed_labels(x, y, self.n_label_slots), embed_labels(x, negative, self.n_label_slots)]
+        )
+        for k, (linear, optimizer) in enumerate(zip(self.digital, self.optimizers)):
+            z = self._layer_input(k, h)
+            for _ in range(self.inner_steps):
+                goodness = self._goodness(k, linear(z))
+                loss = F.softplus(-self.alpha * (goodness[:n] - goodness[n:])).mean()
+                layer_losses[k].append(self._check_loss(loss))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                h = linear(z)
+            step_flops = linear_flops(*self.digital_widths[k], 2 * n, backward=True)
+            forward_flops = linear_flops(*self.digital_widths[k], 2 * n)
+            self._costs.digital_flops += self.inner_steps * step_flops + forward_flops
+
+    def _layer_input(self, k: int, h: Tensor, *, evaluation: bool = False) -> Tensor:
+        """Measure P_k(h) and, with skip, append the layer input: the input of W_k."""
+        measured = self._measure(self.layers[k], h, evaluation=evaluation)
+        return torch.cat([measured, h], dim=1) if self.skip else measured
+
+    def _goodness(self, k: int, h: Tensor) -> Tensor:
+        if self.goodness == "cosine":
+            return cosine_goodness(h, self.prototypes[k])
+        return sum_of_squares_goodness(h)
+
+    def _stateful(self) -> dict:
+        parts = {"digital": self.digital, "prototypes": self.prototypes}
+        parts.update({f"optimizer.{k}": opt for k, opt in enumerate(self.optimizers)})
+        return parts
+
+    def _physical_layers(self) -> list:
+        return self.layers
+
+    def _config(self) -> dict:
+        return {
+            **super()._config(),
+            "layers": [repr(layer) for layer in self.layers],
+            "n_classes": self.n_classes,
+            "n_label_slots": self.n_label_slots,
+            "digital_widths": self.digital_widths,
+            "skip": self.skip,
+            "alpha": self.alpha,
+            "lr": self.lr,
+            "inner_steps": self.inner_steps,
+            "batch_size": self.batch_size,
+            "goodness": self.goodness,
+        }

@@ -1,0 +1,242 @@
+"""The one interface every labpnn training algorithm implements, and its shared machinery.
+
+A procedure drives any trainer the same way: ``fit`` (or ``step_epoch`` epoch by epoch),
+``evaluate``/``predict``, ``costs``, and ``checkpoint_state``/``restore_state`` to survive a crash.
+Checkpoints are named numpy arrays plus JSON metadata (no pickle) and capture the digital models,
+the optimiser moments, every random generator, the epoch, the counters and the history, so that a
+restored trainer continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from labpnn.datasets import Dataset
+from labpnn.learning.checkpoint import join_state, split_state
+from labpnn.learning.costs import Costs, measure
+
+__all__ = ["Trainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "labpnn-trainer-checkpoint/1"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/Inf or exceeded the divergence bound; the weights were not updated.
+
+    A procedure should stop the run as failed and keep its last good checkpoint.
+    """
+
+    def __init__(self, epoch: int, loss: float, bound: float) -> None:
+        super().__init__(
+            f"training diverged in epoch {epoch + 1}: loss {loss} is not finite or exceeds "
+            f"divergence_bound={bound:g}; stop the run and keep the last good checkpoint"
+        )
+        self.epoch = epoch
+        self.loss = loss
+        self.bound = bound
+
+
+class BadFrame(RuntimeError):
+    """A physical layer returned NaN or Inf during training: the batch is skipped."""
+
+
+class Trainer(ABC):
+    """Base class of all trainers: the epoch loop, evaluation, cost ledger and checkpoints.
+
+    Subclasses implement :meth:`_train_epoch`, :meth:`predict` and :meth:`_stateful`, and set
+    ``self.n_inputs`` (the width of the dataset rows they accept).
+    """
+
+    n_inputs: int
+
+    def __init__(self, *, seed: int, divergence_bound: float) -> None:
+        self.seed = int(seed)
+        self.divergence_bound = float(divergence_bound)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self._costs = Costs()
+
+    # ---- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def _train_epoch(self, ds: Dataset) -> dict:
+        """One pass over ``ds.x_train``; return this epoch's losses (e.g. ``loss``, ``layer_losses``)."""
+
+    @abstractmethod
+    def predict(self, x: Tensor) -> Tensor:
+        """Predicted class per row of ``x``; -1 where a physical measurement was not finite."""
+
+    @abstractmethod
+    def _stateful(self) -> dict[str, Any]:
+        """Modules and optimisers (anything with ``state_dict``/``load_state_dict``) to checkpoint."""
+
+    def _physical_layers(self) -> list:
+        """Physical layers whose optional ``state_dict`` is checkpointed with the trainer."""
+        return []
+
+    def _config(self) -> dict:
+        """Hyper-parameters recorded in checkpoints (JSON values)."""
+        return {"seed": self.seed, "divergence_bound": self.divergence_bound}
+
+    # ---- the public interface ----------------------------------------------------------------
+    def fit(
+        self,
+        ds: Dataset,
+        epochs: int,
+        callback: Callable[[dict], bool | None] | None = None,
+        eval_every: int = 1,
+    ) -> list[dict]:
+        """Train for ``epochs`` more epochs and return the whole history (one dict per epoch).
+
+        Train and test accuracy are measured every ``eval_every`` epochs and after the last one
+        (``None`` in the other epochs). Evaluation queries are counted in ``costs.eval_queries``.
+        ``callback(record)`` is called after each epoch; returning ``False`` stops training, which
+        is how a procedure honours an abort request.
+        """
+        if epochs < 0 or eval_every < 1:
+            raise ValueError(f"need epochs >= 0 and eval_every >= 1, got {epochs}, {eval_every}")
+        for done in range(1, epochs + 1):
+            due = (self.epoch + 1) % eval_every == 0 or done == epochs
+            record = self.step_epoch(ds, evaluate=due)
+            if callback is not None and callback(record) is False:
+                break
+        return self.history
+
+    def step_epoch(self, ds: Dataset, evaluate: bool = True) -> dict:
+        """Train one epoch, optionally measure accuracies, append the record to the history.
+
+        This is the hook for procedures that drive training epoch by epoch (checkpointing,
+        drift schedules); :meth:`fit` is a loop over it.
+        """
+        self._check_width(ds.x_train)
+        losses = self._train_epoch(ds)
+        self.epoch += 1
+        record = {"epoch": self.epoch, "train_accuracy": None, "test_accuracy": None, **losses}
+        if evaluate:
+            record["train_accuracy"] = self.evaluate(ds.x_train, ds.y_train)
+            record["test_accuracy"] = self.evaluate(ds.x_test, ds.y_test)
+        record.update(self._costs.as_dict())
+        self.history.append(record)
+        return record
+
+    def evaluate(self, x: Tensor, y: Tensor) -> float:
+        """Fraction (0..1) of rows of ``x`` classified as ``y``."""
+        return (self.predict(x) == y).float().mean().item()
+
+    @property
+    def costs(self) -> Costs:
+        """A copy of the running cost totals (queries, hardware_s, digital_flops, skipped_batches...)."""
+        return copy.copy(self._costs)
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything needed to continue bit-identically: ``(arrays, JSON-serialisable meta)``."""
+        state = {
+            "stateful": {name: obj.state_dict() for name, obj in self._stateful().items()},
+            "generators": {"train": self.generator.get_state()},
+            "physical": {
+                str(index): layer.state_dict()
+                for index, layer in enumerate(self._physical_layers())
+                if _has_state(layer)
+            },
+        }
+        arrays, skeleton = split_state(state, "state")
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "trainer": type(self).__name__,
+            "config": self._config(),
+            "epoch": self.epoch,
+            "costs": self._costs.as_dict(),
+            "history": copy.deepcopy(self.history),
+            "state": skeleton,
+        }
+        return arrays, meta
+
+    def restore_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Load a checkpoint made by :meth:`checkpoint_state` of a trainer built the same way."""
+        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("trainer") != type(self).__name__:
+            raise ValueError(
+                f"checkpoint is {meta.get('trainer')!r} ({meta.get('format')!r}); this trainer is "
+                f"{type(self).__name__!r} ({CHECKPOINT_FORMAT!r})"
+            )
+        state = join_state(meta["state"], arrays)
+        for name, obj in self._stateful().items():
+            saved = state["stateful"][name]
+            if isinstance(obj, torch.optim.Optimizer):
+                # JSON turns the integer parameter ids of the optimiser state into strings.
+                saved["state"] = {int(key): value for key, value in saved["state"].items()}
+            obj.load_state_dict(saved)
+        self.generator.set_state(state["generators"]["train"])
+        for index, layer in enumerate(self._physical_layers()):
+            if str(index) in state["physical"]:
+                layer.load_state_dict(state["physical"][str(index)])
+        self.seed = int(meta["config"]["seed"])
+        self.epoch = int(meta["epoch"])
+        self._costs = Costs(**meta["costs"])
+        self.history = copy.deepcopy(meta["history"])
+
+    # ---- helpers for subclasses ---------------------------------------------------------------
+    def _check_width(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(
+                f"{type(self).__name__} was built for inputs of width {self.n_inputs} "
+                f"(its first layer's n_in), but the data have shape {tuple(x.shape)}; "
+                "build the first physical layer with n_in equal to the dataset's n_inputs"
+            )
+
+    def _measure(self, layer, x: Tensor, *, evaluation: bool = False) -> Tensor:
+        """Query a physical layer through the cost ledger (see :func:`costs.measure`).
+
+        In training a non-finite frame raises :class:`BadFrame`, which :meth:`_run_batch` turns
+        into a skipped batch; in evaluation it is returned and becomes a -1 prediction.
+        """
+        y = measure(layer, x, self._costs, evaluation=evaluation)
+        if not evaluation and not torch.isfinite(y).all():
+            raise BadFrame(f"physical layer {layer!r} returned a non-finite frame")
+        return y
+
+    def _batches(self, n_samples: int, batch_size: int | None) -> Iterator[Tensor]:
+        """Index batches: the whole set in order when ``batch_size`` is None, else shuffled."""
+        if batch_size is None or batch_size >= n_samples:
+            yield torch.arange(n_samples)
+            return
+        order = torch.randperm(n_samples, generator=self.generator)
+        yield from order.split(batch_size)
+
+    def _run_batch(self, train_batch: Callable[[], None]) -> None:
+        """Run one batch's update; a bad physical frame skips the batch and is counted."""
+        try:
+            train_batch()
+        except BadFrame:
+            self._costs.skipped_batches += 1
+
+    def _check_loss(self, loss: Tensor) -> float:
+        """Return the loss as a float, or raise :class:`TrainingDiverged` before any update."""
+        value = loss.item()
+        if not np.isfinite(value) or value > self.divergence_bound:
+            raise TrainingDiverged(self.epoch, value, self.divergence_bound)
+        return value
+
+
+def predicted_classes(scores: Tensor) -> Tensor:
+    """Argmax per row, or -1 for rows with any non-finite score (a bad measurement)."""
+    classes = scores.argmax(dim=1)
+    classes[~torch.isfinite(scores).all(dim=1)] = -1
+    return classes
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    """Mean of a list, or None when every batch of the epoch was skipped."""
+    return float(np.mean(values)) if values else None
+
+
+def _has_state(layer) -> bool:
+    return callable(getattr(layer, "state_dict", None)) and callable(
+        getattr(layer, "load_state_dict", None)
+    )
