@@ -12,6 +12,7 @@ PROCEDURES: dict[str, str] = {
     "calibrate-camera": "labpnn.procedures.calibration.camera:CalibrateCamera",
     "calibrate-tm": "labpnn.procedures.calibration.tm:CalibrateTM",
     "validate-focus": "labpnn.procedures.calibration.focus:ValidateFocus",
+    "calibrate-audio": "labpnn.procedures.calibration.audio:CalibrateAudio",
 }
 
 

@@ -63,7 +63,13 @@ def main(ctx: click.Context) -> None:
 
 # -- running --------------------------------------------------------------------------------
 def _run_request(**kw: Any) -> None:
+    import logging
+
     from labpnn.runner import execute
+
+    logging.basicConfig(level=logging.INFO, format="labpnn: %(message)s", stream=sys.stderr)
+    for noisy in ("pyvisa", "qcodes", "matplotlib", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     outcome = execute(**kw)
     if outcome.status == "bad-input":
