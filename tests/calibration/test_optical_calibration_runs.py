@@ -1,0 +1,149 @@
+"""The optical calibrations as a lab runs them: CLI, simulated bench, registry, S1 targets."""
+
+import json
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from labpnn.runner import RunRequest, execute
+
+
+def show(labpnn, res):
+    assert res.returncode == 0, res.stderr
+    return json.loads(labpnn("show", res.stdout.strip().splitlines()[-1], "--json").stdout)
+
+
+@pytest.mark.timeout(240)
+def test_s1_noise_free_tm_matches_truth_and_focus_reaches_theory(labpnn):
+    quiet = ["--station-set", "bench.simulation.noise=off"]
+    tm = show(
+        labpnn,
+        labpnn(
+            "run", "calibrate-tm", "--station", "optical-sim", *quiet, "--no-progress", timeout=200
+        ),
+    )
+    assert tm["summary"]["pearson"] >= 0.99
+    assert tm["summary"]["prediction_pearson"] >= 0.99
+    focus = show(
+        labpnn,
+        labpnn(
+            "run",
+            "validate-focus",
+            "--station",
+            "optical-sim",
+            *quiet,
+            "--no-progress",
+            timeout=200,
+        ),
+    )
+    assert focus["summary"]["n_modes"] == 256
+    assert focus["summary"]["enhancement_ratio"] >= 0.8
+
+
+@pytest.mark.timeout(240)
+def test_s1_focus_at_20_db_snr_reaches_half_the_theory(labpnn):
+    snr = ["--station-set", "bench.simulation.noise=snr20"]
+    show(
+        labpnn,
+        labpnn(
+            "run", "calibrate-tm", "--station", "optical-sim", *snr, "--no-progress", timeout=200
+        ),
+    )
+    focus = show(
+        labpnn,
+        labpnn(
+            "run", "validate-focus", "--station", "optical-sim", *snr, "--no-progress", timeout=200
+        ),
+    )
+    assert focus["summary"]["enhancement_ratio"] >= 0.5
+
+
+def test_validate_focus_without_a_tm_says_to_calibrate_first(labpnn, lab_dirs):
+    res = labpnn("run", "validate-focus", "--station", "optical-sim")
+    assert res.returncode == 2
+    assert "run `labpnn run calibrate-tm --station optical-sim` first" in res.stderr
+    assert not list(lab_dirs[0].rglob("*.h5"))
+
+
+def test_a_simulated_tm_never_satisfies_another_layout(labpnn):
+    show(
+        labpnn,
+        labpnn(
+            "run",
+            "calibrate-tm",
+            "--station",
+            "optical-sim",
+            "--set",
+            "n_modes=16",
+            "--no-progress",
+        ),
+    )
+    other = labpnn(
+        "run",
+        "validate-focus",
+        "--station",
+        "optical-sim",
+        "--station-set",
+        "bench.layout.camera_roi=[0,0,32,32]",
+    )
+    assert other.returncode == 2 and "calibrate-tm" in other.stderr
+
+
+def test_calibrate_camera_finds_the_black_level_and_an_unsaturated_exposure(labpnn):
+    black = ["--station-set", "bench.simulation.noise.black_level_adu=100"]
+    res = show(
+        labpnn,
+        labpnn("run", "calibrate-camera", "--station", "optical-sim", *black, "--no-progress"),
+    )
+    assert res["summary"]["peak_fraction"] <= 0.8
+    assert abs(res["summary"]["dark_error_adu"]) < 5
+
+
+def test_exposure_outside_the_camera_limits_is_bad_input(labpnn, lab_dirs):
+    res = labpnn(
+        "run",
+        "calibrate-tm",
+        "--station",
+        "optical-sim",
+        "--station-set",
+        "instruments.camera.settings.exposure_s=0.5",
+    )
+    assert res.returncode == 2
+    assert "exposure_s=0.5 s is outside the lab limit 1e-05..0.1 s" in res.stderr
+    assert "Traceback" not in res.stderr and not list(lab_dirs[0].rglob("*.h5"))
+
+
+@pytest.mark.timeout(120)
+def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypatch):
+    from labpnn.station import Station
+
+    seen = {}
+    original_close = Station.close
+
+    def close_and_look(self):
+        if "slm" in self.instruments:
+            seen["slm"] = self.instruments["slm"].last_frame.copy()
+        original_close(self)
+
+    monkeypatch.setattr(Station, "close", close_and_look)
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        outcome = execute(
+            RunRequest(
+                "calibrate-tm", station="optical-sim", show_progress=False, params={"chunk": 8}
+            )
+        )
+    finally:
+        timer.cancel()
+    assert outcome.status == "aborted" and outcome.exit_code == 130
+    import h5py
+
+    with h5py.File(outcome.path, "r") as f:
+        assert f.attrs["status"] == "aborted"
+        assert f["frames/camera"].shape[0] > 0
+        assert dict(f["safe_state"].attrs)["slm"] == "ok"
+    assert np.all(seen["slm"] == 0)  # blank: grey 0 everywhere
