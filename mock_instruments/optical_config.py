@@ -22,7 +22,8 @@ Keys (defaults in brackets)::
            "without noise") or "snr20" (= {snr_db: 20}). snr_db sets the flux so that at
            snr_exposure_s (default: the camera's initial exposure) the mean speckle
            intensity is 10**(snr_db/20) times the noise's standard deviation.
-    camera: {sensor [W, H], exposure_s [0.002], readout_s [0.005], pixel_format}
+    camera: {sensor [W, H], exposure_s [the camera's exposure_s option, else 0.002],
+             readout_s [0.005], pixel_format}
     slm_display [memory]        memory | offscreen (the real Qt window, read back)
     clock [fast]                fast (virtual) | real-time (wall clock, really waits)
     transport [full]            full (drivers) | direct (the bench calls the world, batched)
@@ -122,7 +123,11 @@ def mean_electrons_for_snr(snr_db: float, read_e: float, shot: bool) -> float:
     return s * read_e
 
 
-def parse_simulation(raw: Mapping[str, Any] | None) -> OpticalSimConfig:
+def parse_simulation(
+    raw: Mapping[str, Any] | None, camera_exposure_s: float | None = None
+) -> OpticalSimConfig:
+    """``camera_exposure_s``: the camera driver's configured exposure, the default for
+    ``camera.exposure_s`` and ``noise.snr_exposure_s``."""
     sim = _section(raw or {}, "simulation", KEYS)
     cfg = OpticalSimConfig()
     cfg.seed = int(sim.get("seed", 1))
@@ -152,7 +157,7 @@ def parse_simulation(raw: Mapping[str, Any] | None) -> OpticalSimConfig:
     cfg.drift_step_s = float(sim.get("drift_step_s") or auto_step)
 
     camera = _section(sim.get("camera"), "simulation.camera", CAMERA_KEYS)
-    cfg.exposure_s = float(camera.get("exposure_s", 2e-3))
+    cfg.exposure_s = float(camera.get("exposure_s", camera_exposure_s or 2e-3))
     cfg.readout_s = float(camera.get("readout_s", 5e-3))
     if camera.get("sensor") is not None:
         w, h = (int(v) for v in camera["sensor"])

@@ -26,7 +26,6 @@ import numpy as np
 
 from labpnn.clock import VirtualClock, WallClock
 from labpnn.errors import ConfigError, InstrumentTimeout
-from labpnn.mock_instruments.camera_backends import SimCameraCore, SimHarvester, SimPylon
 from labpnn.mock_instruments.optical_config import parse_simulation
 from labpnn.mock_instruments.physics.lc_settling import LCResponse
 from labpnn.mock_instruments.physics.optics import (
@@ -35,6 +34,9 @@ from labpnn.mock_instruments.physics.optics import (
     make_medium,
     slm_phase_lut,
 )
+from labpnn.mock_instruments.sim_camera import SimCameraCore
+from labpnn.mock_instruments.sim_harvesters import SimHarvester
+from labpnn.mock_instruments.sim_pylon import SimPylon
 
 STATE_FORMAT = "labpnn.optical-world/1"
 
@@ -65,9 +67,10 @@ def _roles(instruments: Mapping[str, Any]) -> tuple[str, str]:
 
 class OpticalWorld:
     def __init__(self, layout: Mapping[str, Any], simulation: Mapping[str, Any], instruments):
-        self.cfg = cfg = parse_simulation(simulation)
-        self.layout = dict(layout)
         self.slm_role, self.camera_role = _roles(instruments)
+        camera = instruments[self.camera_role]
+        self.cfg = cfg = parse_simulation(simulation, camera.options.get("exposure_s"))
+        self.layout = dict(layout)
         slm = instruments[self.slm_role].options
         w, h = (int(v) for v in slm.get("resolution", (512, 512)))
         self.geometry = SLMGeometry.from_layout(layout, (h, w))
@@ -93,7 +96,6 @@ class OpticalWorld:
         self.lc = LCResponse(np.full(self.geometry.n_cells, self.phasor[0]), settle)
         self.global_phase = GlobalPhaseDrift(cfg.seed)
         self.frame_index = 0
-        camera = instruments[self.camera_role]
         self._camera_sdk = "pylon" if "basler" in camera.driver.lower() else "harvesters"
         self.camera = SimCameraCore(
             self._render,
@@ -136,9 +138,6 @@ class OpticalWorld:
         step = max(0, math.floor((t - self.t0) / dt))
         self.medium.advance_to(step, self.cfg.drift_per_s * dt)
         self.global_phase.advance_to(step, self.cfg.global_phase_drift_per_s * math.sqrt(dt))
-
-    def _drift_step(self, t: float) -> int:
-        return max(0, math.floor((t - self.t0) / self.cfg.drift_step_s))
 
     def _intensity(self, act: np.ndarray, ref: np.ndarray) -> np.ndarray:
         """Macropixel [K, n_act] and reference [K, n_ref or 1] fields -> [K, lit px] intensity.
@@ -257,7 +256,10 @@ class OpticalWorld:
         exposure = self.camera.values["ExposureTime"] * 1e-6
         bits = int(self.camera.values["PixelFormat"][4:])
         gain, roi = self.camera.values["Gain"], (x, y, w, h)
-        steps = np.array([self._drift_step(s) for s in starts])
+        if self.cfg.drift_per_s or self.cfg.global_phase_drift_per_s:
+            steps = np.maximum(0, np.floor((starts - self.t0) / self.cfg.drift_step_s))
+        else:  # nothing drifts: one segment
+            steps = np.zeros(n)
         i = 0
         while i < n:
             j = i + int(np.argmax(steps[i:] != steps[i])) if (steps[i:] != steps[i]).any() else n
@@ -324,7 +326,7 @@ class OpticalWorld:
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
             "seed": self.cfg.seed,
-            "medium": self.medium.kind,
+            "medium_kind": self.medium.kind,
             "time_s": self.clock.now() - self.t0,
             "frame_index": self.frame_index,
         }
@@ -337,7 +339,7 @@ class OpticalWorld:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if str(state.get("format")) != STATE_FORMAT:
             raise ConfigError(f"not an optical world checkpoint (format {state.get('format')!r})")
-        for key, mine in (("seed", self.cfg.seed), ("medium", self.medium.kind)):
+        for key, mine in (("seed", self.cfg.seed), ("medium_kind", self.medium.kind)):
             if str(state[key]) != str(mine):
                 raise ConfigError(
                     f"checkpoint was taken with {key}={state[key]}, this world has {key}={mine}"

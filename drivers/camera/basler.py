@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import Camera, is_timeout
+from labpnn.drivers.camera.base import Camera, is_timeout, refuse_unknown
 from labpnn.errors import (
     ConfigError,
     DeviceLost,
@@ -71,8 +71,10 @@ class BaslerCamera(Camera):
         roi: Sequence[int] | None = None,
         pixel_format: str | None = None,
         timeout_s: float | None = None,
+        **unknown: Any,
     ):
         super().__init__(label, limits, clock)
+        refuse_unknown(label, type(self), unknown)
         self._pylon = backend if backend is not None else import_pylon(emulation)
         self._wanted = None if serial is None else str(serial)
         self._open()

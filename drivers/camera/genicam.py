@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import Camera, is_timeout
+from labpnn.drivers.camera.base import Camera, is_timeout, refuse_unknown
 from labpnn.errors import (
     ConfigError,
     DeviceLost,
@@ -101,8 +101,10 @@ class GenICamCamera(Camera):
         roi: Sequence[int] | None = None,
         pixel_format: str | None = None,
         timeout_s: float | None = None,
+        **unknown: Any,
     ):
         super().__init__(label, limits, clock)
+        refuse_unknown(label, type(self), unknown)
         self._owns_harvester = backend is None
         self._harvester = backend if backend is not None else _real_harvester(cti)
         self._wanted = None if serial is None else str(serial)

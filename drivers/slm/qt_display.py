@@ -49,6 +49,15 @@ def ensure_app(offscreen: bool = False):
     if app is None:
         if offscreen:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        elif (
+            sys.platform.startswith("linux")
+            and not os.environ.get("QT_QPA_PLATFORM")
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        ):  # Qt would abort the whole process here
+            raise ConfigError(
+                "no graphical display (DISPLAY and WAYLAND_DISPLAY are unset): the SLM "
+                "screen needs the desktop session it is attached to"
+            )
         os.environ["QT_ENABLE_HIGHDPI_SCALING"] = "0"
         QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
             QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough

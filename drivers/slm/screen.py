@@ -79,8 +79,10 @@ class ScreenSLM(InstrumentSettings):
         phase_lut: Sequence[float] | None = None,
         present_timeout_s: float = 2.0,
         clock: Any = None,
+        **unknown: Any,
     ):
         self._init_settings(label, limits)
+        _refuse_unknown(label, type(self), unknown)
         self.clock = clock or WALL_CLOCK
         self._screen = str(screen)
         self._hooks: list[PresentHook] = []
@@ -242,6 +244,19 @@ class ScreenSLM(InstrumentSettings):
         except ImportError as exc:  # pragma: no cover - PyQt6 is a core dependency
             raise MissingDependency(f"ScreenSLM needs PyQt6: pip install PyQt6 ({exc})") from None
         find_screen(options.get("screen", 0), create_app=True)
+
+
+def _refuse_unknown(label: str, cls: type, unknown: dict[str, Any]) -> None:
+    """A typo in the station file must not be silently ignored."""
+    if unknown:
+        import inspect
+
+        skip = ("self", "unknown", "label", "limits")
+        known = [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
+        raise ConfigError(
+            f"{label}: unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
+            f"known: {', '.join(known)}"
+        )
 
 
 def _inverse_lut(phase_lut: Sequence[float], label: str) -> np.ndarray:

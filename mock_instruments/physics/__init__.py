@@ -10,7 +10,9 @@ transports and SDK-shaped back-ends the real drivers talk to.
 * :mod:`.lc_settling` - the SLM's liquid-crystal response between two frames;
 * :mod:`.sensor` - a camera sensor: electrons, shot and read noise, gain, quantisation
   and saturation;
-* :mod:`.microwave` - a reverberant cavity with a programmable metasurface.
+* :mod:`.acoustics` - a 2-D cavity with scatterers and nonlinear membranes;
+* :mod:`.microwave` - a reverberant cavity with a programmable metasurface;
+* :mod:`.parallel` - a shared thread pool for bulk array work, deterministic per chunk.
 
 Import the module you need; this package imports nothing, so each bench stays cheap.
 """

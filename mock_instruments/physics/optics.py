@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from labpnn.errors import ConfigError
+from labpnn.mock_instruments.physics import parallel
 
 # Independent random streams, each seeded by [seed, STREAM, index...].
 STREAM_MEDIUM, STREAM_LUT, STREAM_DRIFT, STREAM_GLOBAL_PHASE, STREAM_NOISE = 1, 2, 3, 4, 5
@@ -135,11 +136,11 @@ def slm_phase_lut(seed: int, nonlinearity_rad: float) -> np.ndarray:
     return 2 * np.pi * g + a1 * np.sin(2 * np.pi * g + t1) + a2 * np.sin(4 * np.pi * g + t2)
 
 
-def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64):
-    z = np.empty(shape, dtype=np.complex128)
-    z.real = rng.standard_normal(shape, dtype=dtype)
-    z.imag = rng.standard_normal(shape, dtype=dtype)
-    return z * np.sqrt(0.5)
+def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """CN(0, 1) samples, filled in one contiguous pass."""
+    z = rng.standard_normal((*shape, 2)).view(np.complex128)[..., 0]
+    z *= math.sqrt(0.5)
+    return z
 
 
 def pupil_modes(grid: tuple[int, int], radius: float) -> np.ndarray:
@@ -200,9 +201,14 @@ class _SplitInput:
 
 
 class IIDMedium(_SplitInput):
-    """A thick scattering layer: i.i.d. complex Gaussian TM with AR(1) drift."""
+    """A thick scattering layer: i.i.d. complex Gaussian TM with AR(1) drift.
+
+    Draws come in fixed row blocks, each from its own stream, so they can be filled by
+    parallel threads and still give the same matrix on any machine.
+    """
 
     kind = "iid"
+    BLOCKS = 4
 
     def __init__(self, n_pix: int, cells: tuple[int, int], seed: int, active: np.ndarray, na=1.0):
         self.seed, self.step, self.n_pix = int(seed), 0, int(n_pix)
@@ -214,15 +220,47 @@ class IIDMedium(_SplitInput):
             modes = pupil_modes(cells, na)
             self._project = modes @ modes.conj().T  # hermitian projector on the NA
             self._scale = 1.0 / math.sqrt(modes.shape[1])
-        self._set(self._draw(np.random.default_rng([self.seed, STREAM_MEDIUM])))
+        self._set(self._draw([self.seed, STREAM_MEDIUM]))
 
-    def _draw(self, rng: np.random.Generator) -> np.ndarray:
+    def _blocks(self, n_rows: int) -> list[slice]:
+        bounds = np.linspace(0, n_rows, self.BLOCKS + 1).astype(int)
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _update(self, rows: np.ndarray, key: list[int], rho: float, c: float) -> None:
+        """``rows = rho·rows + c·G`` in place, G ~ CN(0, scale²) from ``default_rng(key)``."""
+        g = _complex_normal(np.random.default_rng(key), rows.shape)
+        g *= c * self._scale
+        if rho:
+            rows *= rho
+            rows += g
+        else:
+            rows[...] = g
+
+    def _draw(self, key: list[int]) -> np.ndarray:
         """[n_cells, n_pix]: rows are the cells' speckle patterns, E|T|² = 1/N."""
-        g = _complex_normal(rng, (self.active.size, self.n_pix)) * self._scale
-        return self._project.T @ g if self._project is not None else g
+        rows = np.empty((self.active.size, self.n_pix), dtype=np.complex128)
+        parallel.run(
+            [
+                lambda i=i, sl=sl: self._update(rows[sl], [*key, i], 0.0, 1.0)
+                for i, sl in enumerate(self._blocks(len(rows)))
+            ]
+        )
+        return self._project.T @ rows if self._project is not None else rows
 
     def _set(self, rows: np.ndarray) -> None:
         self._act, self._ref = self._split(rows, self.active)
+
+    def _innovate(self, key: list[int], rho: float, c: float) -> None:
+        """One AR(1) step, in place on the macropixel and reference blocks."""
+        if self._project is not None:  # the innovation must be projected as a whole
+            self._set(rho * self._join(self._act, self._ref) + c * self._draw(key))
+            return
+        jobs = []
+        for offset, part in ((0, self._act[:-1]), (self.BLOCKS, self._ref)):
+            for i, sl in enumerate(self._blocks(len(part))):
+                jobs.append(lambda p=part[sl], k=offset + i: self._update(p, [*key, k], rho, c))
+        parallel.run(jobs)
+        self._act[-1] = self._ref.sum(axis=0)
 
     @property
     def tm(self) -> np.ndarray:
@@ -241,16 +279,13 @@ class IIDMedium(_SplitInput):
             return
         rho = math.exp(-drift_per_step)
         n_forget = math.ceil(math.log(_AR1_FORGET) / math.log(rho))
-        rows = self._join(self._act, self._ref)
         if step - self.step > n_forget:  # the old state no longer matters
             self.step = step - n_forget
-            rows = self._draw(np.random.default_rng([self.seed, STREAM_DRIFT, self.step]))
+            self._set(self._draw([self.seed, STREAM_DRIFT, self.step]))
         c = math.sqrt(1.0 - rho * rho)
         while self.step < step:
             self.step += 1
-            rng = np.random.default_rng([self.seed, STREAM_DRIFT, self.step])
-            rows = rho * rows + c * self._draw(rng)
-        self._set(rows)
+            self._innovate([self.seed, STREAM_DRIFT, self.step], rho, c)
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "tm": self.tm.copy()}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labpnn.mock_instruments.physics import parallel
 from labpnn.mock_instruments.physics.optics import STREAM_NOISE
 
 POISSON_EXACT_BELOW_E = 100.0
@@ -43,13 +44,26 @@ class SensorModel:
     def electrons(self, mean_e: np.ndarray, first_index: int) -> np.ndarray:
         """Detected electrons (noisy, clipped at the full well) for frames [B, ...].
 
-        Frame ``b`` draws its noise from its own generator, seeded by ``first_index + b``;
-        only the draws are per frame, the arithmetic runs on the whole batch (elementwise,
-        so a frame's values do not depend on the batch it was computed in).
+        Frame ``b`` draws its noise from its own generator, seeded by ``first_index + b``,
+        and every operation is elementwise, so a frame's values do not depend on the
+        batch it was computed in. Large batches are split over threads (numpy releases
+        the GIL while it fills random arrays and runs ufuncs), which gives the same
+        numbers as one thread.
         """
         e = np.maximum(np.asarray(mean_e, dtype=np.float64), 0.0)
         if self.noiseless:
             return np.minimum(e, self.full_well_e, out=e)
+        if len(e) < 8:
+            return self._noisy(e, first_index)
+        bounds = np.linspace(0, len(e), parallel.workers() + 1).astype(int)
+        jobs = [
+            lambda a=a, b=b: self._noisy(e[a:b], first_index + a)
+            for a, b in zip(bounds[:-1], bounds[1:])
+            if b > a
+        ]
+        return np.concatenate(parallel.run(jobs))
+
+    def _noisy(self, e: np.ndarray, first_index: int) -> np.ndarray:
         z = np.empty_like(e)
         exact: list[tuple[int, np.ndarray, np.ndarray]] = []
         for b in range(len(e)):
