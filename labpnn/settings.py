@@ -67,7 +67,7 @@ class InstrumentSettings:
             self._lab_limits[key] = (lo, hi)
 
     @classmethod
-    def setting(cls, name: str) -> Setting:
+    def setting_spec(cls, name: str) -> Setting:
         for s in cls.SETTINGS:
             if s.name == name:
                 return s
@@ -78,7 +78,7 @@ class InstrumentSettings:
 
     def effective_range(self, name: str) -> tuple[float, float] | None:
         """The intersection of capability range and lab limit."""
-        spec = self.setting(name)
+        spec = self.setting_spec(name)
         lo, hi = -math.inf, math.inf
         for bounds in (spec.range, self.lab_limit(name)):
             if bounds is not None:
@@ -87,7 +87,7 @@ class InstrumentSettings:
 
     def check(self, name: str, value: Any) -> Any:
         """Return ``value`` coerced to the setting's type, or raise :class:`LimitError`."""
-        spec = self.setting(name)
+        spec = self.setting_spec(name)
         unit = f" {spec.unit}" if spec.unit else ""
         try:
             value = spec.kind(value)

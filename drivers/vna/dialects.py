@@ -1,0 +1,65 @@
+"""Where the VNA families differ: one small table of SCPI strings per family.
+
+Learned from the vendors' programming manuals (and scikit-rf's ``skrf/vi/vna`` and qcodes'
+N52xx, ZNB and M5xxx drivers as readings of them). Placeholders: ``{ch}`` channel, ``{i}``
+trace number, ``{n}`` trace count, ``{param}`` S-parameter name, ``{value}``.
+
+* Keysight ENA (E5071C, E5080) and PNA: numbered traces (``CALC:PAR<i>:DEF``), read the
+  *selected* trace with ``CALC:DATA:SDAT?``, bus trigger + ``TRIG:SING``.
+* Rohde & Schwarz ZNB/ZNA: named traces (``CALC:PAR:SDEF 'Trc1','S21'``), read by name,
+  ``INIT:CONT OFF`` + ``INIT:IMM``; IF bandwidth is ``SENS:BAND``.
+* Copper Mountain (S2VNA/S4VNA software: Cobalt, Planar, M5xxx): numbered traces read by
+  number with ``CALC:TRAC<i>:DATA:SDAT?``; ``FORM:DATA REAL`` is already 64-bit.
+
+All three need ``FORM:BORD SWAP`` sent explicitly for little-endian data (DESIGN.md: the
+E5071C keeps big-endian across ``*RST``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    family: str
+    start_hz: str = "SENS{ch}:FREQ:STAR"
+    stop_hz: str = "SENS{ch}:FREQ:STOP"
+    points: str = "SENS{ch}:SWE:POIN"
+    ifbw_hz: str = "SENS{ch}:BWID"
+    power_dbm: str = "SOUR{ch}:POW"
+    rf_on: str = "OUTP"
+    byte_order: str = "FORM:BORD SWAP"
+    binary_format: str = "FORM:DATA REAL,64"
+    ascii_format: str = "FORM:DATA ASCII,0"
+    single_shot: tuple[str, ...] = ("TRIG:SOUR BUS",)  # sent once: sweep only on trigger
+    trigger: str = "TRIG:SING"
+    traces_reset: str = "CALC{ch}:PAR:COUN {n}"
+    trace_define: str = "CALC{ch}:PAR{i}:DEF {param}"
+    trace_select: str | None = "CALC{ch}:PAR{i}:SEL"
+    trace_data: str = "CALC{ch}:DATA:SDAT?"
+    error_query: str = "SYST:ERR?"
+
+
+KEYSIGHT = Dialect(family="Keysight ENA/PNA")
+
+ROHDE_SCHWARZ = Dialect(
+    family="Rohde & Schwarz ZNB",
+    ifbw_hz="SENS{ch}:BAND",
+    binary_format="FORM REAL,64",
+    ascii_format="FORM ASC,0",
+    single_shot=("INIT{ch}:CONT OFF",),
+    trigger="INIT{ch}:IMM",
+    traces_reset="CALC{ch}:PAR:DEL:ALL",
+    trace_define="CALC{ch}:PAR:SDEF 'Trc{i}','{param}'",
+    trace_select=None,
+    trace_data="CALC{ch}:DATA:TRAC? 'Trc{i}',SDAT",
+)
+
+COPPER_MOUNTAIN = Dialect(
+    family="Copper Mountain S2VNA/S4VNA",
+    binary_format="FORM:DATA REAL",
+    ascii_format="FORM:DATA ASC",
+    trace_select=None,
+    trace_data="CALC{ch}:TRAC{i}:DATA:SDAT?",
+)
