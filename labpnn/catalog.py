@@ -13,6 +13,8 @@ PROCEDURES: dict[str, str] = {
     "calibrate-tm": "labpnn.procedures.calibration.tm:CalibrateTM",
     "validate-focus": "labpnn.procedures.calibration.focus:ValidateFocus",
     "calibrate-audio": "labpnn.procedures.calibration.audio:CalibrateAudio",
+    "calibrate-vna": "labpnn.procedures.calibration.vna:CalibrateVNA",
+    "map-metasurface": "labpnn.procedures.calibration.metasurface:MapMetasurface",
 }
 
 
