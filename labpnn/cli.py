@@ -364,5 +364,14 @@ def gui(station_name) -> None:
     sys.exit(gui_main(station_name))
 
 
+def _register_extensions() -> None:
+    """Command groups that live beside the code they drive (cheap imports only)."""
+    from labpnn.overnight_cli import register
+
+    register(main)
+
+
+_register_extensions()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

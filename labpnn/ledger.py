@@ -72,6 +72,48 @@ CREATE TABLE IF NOT EXISTS calibrations (
     metrics TEXT
 );
 CREATE INDEX IF NOT EXISTS calibrations_key ON calibrations(station, bench, layout_hash, kind);
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    procedure TEXT NOT NULL,
+    station TEXT NOT NULL,
+    parameters TEXT,
+    station_set TEXT,
+    cron TEXT NOT NULL,
+    lock_timeout_s REAL NOT NULL,
+    misfire_grace_s REAL NOT NULL,
+    max_runtime_s REAL,
+    created REAL NOT NULL,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS firings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule TEXT NOT NULL,
+    due REAL NOT NULL,
+    fired REAL,
+    ended REAL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    run_id TEXT,
+    pid INTEGER,
+    host TEXT,
+    log_path TEXT,
+    lock_path TEXT,
+    notified INTEGER NOT NULL DEFAULT 0,
+    UNIQUE(schedule, due)
+);
+CREATE INDEX IF NOT EXISTS firings_status ON firings(status);
+CREATE TABLE IF NOT EXISTS run_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS run_events_run ON run_events(run_id);
+CREATE TABLE IF NOT EXISTS daemon_state (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
 """
 
 
@@ -179,4 +221,51 @@ class Ledger:
                 error=row["error"] or "the run process died without an end record",
             )
             crashed.append(row["run_id"])
+            self._clear_file_flags(row["file"])
         return crashed
+
+    @staticmethod
+    def _clear_file_flags(file: str | None) -> None:
+        """A writer killed while its file was briefly out of SWMR mode leaves it unopenable.
+
+        Its process is dead (its run lock was free), so clearing the superblock's
+        "open for write" flags, as ``h5clear -s`` would, is safe and makes the file
+        readable again; see :mod:`labpnn.h5clear`.
+        """
+        if not file or not Path(file).exists():
+            return
+        from labpnn.h5clear import clear_status_flags
+
+        with contextlib.suppress(OSError, ValueError):
+            clear_status_flags(file)
+
+    def runs_started_by(self, started_by: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE started_by = ? ORDER BY start_time", (started_by,)
+        )
+        return [dict(r) for r in rows]
+
+    # -- events inside a run (retries, pauses): not statuses ---------------------------
+    def add_event(self, run_id: str, kind: str, detail: str = "", t: float | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO run_events (run_id, t, kind, detail) VALUES (?,?,?,?)",
+                (run_id, time.time() if t is None else t, kind, detail),
+            )
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM run_events WHERE run_id = ? ORDER BY id", (run_id,))
+        return [dict(r) for r in rows]
+
+    # -- small persistent state of the scheduler daemon (last summary sent, ...) --------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM daemon_state WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO daemon_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

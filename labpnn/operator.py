@@ -50,7 +50,7 @@ class Operator:
 
     @classmethod
     def for_run(cls, station: Any, started_by: str) -> Operator:
-        unattended = started_by.startswith("schedule") or started_by == "queue"
+        unattended = started_by.startswith(("schedule", "queue"))
         return cls(station, unattended=unattended, live=os.environ.get("LABPNN_LIVE"))
 
     def request(self, request: Any, timeout_s: float = 3600.0) -> dict[str, Any]:

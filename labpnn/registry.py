@@ -35,6 +35,14 @@ class Calibration:
     def expired(self) -> bool:
         return self.valid_until is not None and time.time() > self.valid_until
 
+    def valid_at(self, t: float) -> bool:
+        """Whether ``t`` lies in this calibration's validity window [created, valid_until]."""
+        return self.created <= t and (self.valid_until is None or t <= self.valid_until)
+
+    @property
+    def age_s(self) -> float:
+        return time.time() - self.created
+
     def arrays(self) -> dict[str, np.ndarray]:
         with np.load(self.arrays_path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
@@ -49,6 +57,11 @@ class CalibrationRegistry:
     def for_station(cls, ledger: Ledger, station: Any) -> CalibrationRegistry:
         return cls(ledger, station.name, station.bench.kind, station.bench.layout_hash())
 
+    @classmethod
+    def for_config(cls, ledger: Ledger, config: Any) -> CalibrationRegistry:
+        """The registry of a station config, without connecting its instruments."""
+        return cls(ledger, config.name, config.bench.kind, config.bench.layout_hash())
+
     def save(
         self,
         kind: str,
@@ -56,10 +69,11 @@ class CalibrationRegistry:
         metrics: dict[str, Any] | None = None,
         run_file: str | Path = "",
         valid_for_s: float | None = None,
+        created: float | None = None,
     ) -> int:
         folder = paths.state_dir() / "calibrations"
         folder.mkdir(parents=True, exist_ok=True)
-        created = time.time()
+        created = time.time() if created is None else float(created)
         target = folder / f"{self.key[0]}-{kind}-{int(created * 1000)}.npz"
         np.savez(target, **{k: np.asarray(v) for k, v in arrays.items()})
         with self.ledger.transaction() as db:
@@ -102,6 +116,30 @@ class CalibrationRegistry:
             if not valid_only or not cal.expired:
                 return cal
         return None
+
+    def latest_valid(self, kind: str, at: float | None = None) -> Calibration | None:
+        """The newest calibration whose validity window contains ``at`` (default: now)."""
+        at = time.time() if at is None else at
+        for cal in reversed(self.history(kind)):
+            if cal.valid_at(at):
+                return cal
+        return None
+
+    def expire(self, cal_id: int, at: float | None = None) -> None:
+        """Close a calibration's validity window, e.g. when a validation run rejects it."""
+        with self.ledger.transaction() as db:
+            db.execute(
+                "UPDATE calibrations SET valid_until = ? WHERE id = ?",
+                (time.time() if at is None else at, cal_id),
+            )
+
+    def kinds(self) -> list[str]:
+        rows = self.ledger.db.execute(
+            "SELECT DISTINCT kind FROM calibrations WHERE station=? AND bench=? AND layout_hash=? "
+            "ORDER BY kind",
+            self.key,
+        )
+        return [r["kind"] for r in rows]
 
     def require(self, kind: str, procedure_hint: str) -> Calibration:
         cal = self.latest(kind)

@@ -54,8 +54,9 @@ def make_report(run_file: str | os.PathLike, output: str | os.PathLike | None = 
             cls = None
         figure = plt.figure(figsize=(11, 7), dpi=100)
         status = f.attrs.get("status", "?")
-        figure.suptitle(f"{name} on {f.attrs.get('station', '?')} — {status}  ({run_file.name})",
-                        fontsize=10)
+        figure.suptitle(
+            f"{name} on {f.attrs.get('station', '?')} — {status}  ({run_file.name})", fontsize=10
+        )
         if cls is not None and hasattr(cls, "plot_report"):
             cls.plot_report(f, figure)
         else:

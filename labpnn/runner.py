@@ -320,6 +320,10 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
             return RunOutcome("bad-input", 2, error=str(exc))
         except LabpnnError as exc:
             return RunOutcome("failed", 1, error=f"could not connect the station: {exc}")
+        except Exception as exc:  # a driver bug or an SDK error we do not know yet
+            return RunOutcome(
+                "failed", 1, error=f"could not connect the station: {type(exc).__name__}: {exc}"
+            )
 
         from labpnn.storage import RunWriter
 

@@ -365,8 +365,16 @@ def repair(path: str | os.PathLike, status: str) -> Path:
     """Rewrite a file whose writer died into a clean, normally openable file."""
     import h5py
 
+    from labpnn.h5clear import clear_status_flags
+
     path = Path(path)
     tmp = path.with_suffix(".repair.h5")
+    try:
+        open_run(path).close()
+    except OSError:
+        # Killed inside a structural change (no SWMR at that instant): the superblock
+        # still says "open for writing". Its writer is dead, so clearing it is safe.
+        clear_status_flags(path)
     with open_run(path) as src, h5py.File(tmp, "w", libver="latest") as dst:
         for key, value in src.attrs.items():
             dst.attrs[key] = value

@@ -38,7 +38,9 @@ class BenchLayer:
         if batch.ndim == 1:
             batch = batch[None, :]
         if batch.shape[1] != self.n_in:
-            raise ValueError(f"{type(self).__name__} takes {self.n_in} inputs, got {batch.shape[1]}")
+            raise ValueError(
+                f"{type(self).__name__} takes {self.n_in} inputs, got {batch.shape[1]}"
+            )
         t_clock, t_wall = self.clock.now(), time.perf_counter()
         y = self.measure(batch.astype(np.float64))
         elapsed = self.clock.now() - t_clock
