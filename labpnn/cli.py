@@ -366,9 +366,11 @@ def gui(station_name) -> None:
 
 def _register_extensions() -> None:
     """Command groups that live beside the code they drive (cheap imports only)."""
+    from labpnn.gui.cli import queue
     from labpnn.overnight_cli import register
 
     register(main)
+    main.add_command(queue)
 
 
 _register_extensions()

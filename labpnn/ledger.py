@@ -57,7 +57,10 @@ CREATE TABLE IF NOT EXISTS queue (
     tags TEXT,
     state TEXT NOT NULL DEFAULT 'queued',
     run_id TEXT,
-    added REAL
+    added REAL,
+    error TEXT,
+    started REAL,
+    ended REAL
 );
 CREATE TABLE IF NOT EXISTS calibrations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

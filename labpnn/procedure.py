@@ -59,6 +59,7 @@ class LabProcedure(Procedure):
     def __init__(self, **kwargs: Any):
         self._progress_hook = None
         self._stop_requested = None
+        self._pause_check = None
         super().__init__(**kwargs)
 
     # -- parameters ------------------------------------------------------------------
@@ -113,5 +114,7 @@ class LabProcedure(Procedure):
     def progress(self, done: float, total: float, **info: Any) -> None:
         if self._progress_hook is not None:
             self._progress_hook(done, total, info)
+        if self.supports_pause and self._pause_check is not None:
+            self._pause_check()  # blocks here while the operator holds the run paused
         if self.should_stop():
             raise RunAborted("stop requested")

@@ -136,7 +136,10 @@ def _stop_flag() -> tuple[threading.Event, Callable[[], None]]:
         stop.set()
         log.warning("stop requested (signal %d); finishing the current step", signum)
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGBREAK"):  # Windows: the GUI sends CTRL_BREAK_EVENT
+        signals.append(signal.SIGBREAK)
+    previous = {s: signal.getsignal(s) for s in signals}
     for sig in previous:
         signal.signal(sig, handler)
 
@@ -390,6 +393,12 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) 
     progress = _Progress(ledger, run_id, req.show_progress, procedure.name)
     procedure._progress_hook = progress
     procedure._stop_requested = stop.is_set
+    from labpnn import live
+
+    def feed_watchdog() -> None:
+        progress.last_progress = time.monotonic()
+
+    procedure._pause_check = lambda: live.hold_while_paused(run_id, stop.is_set, feed_watchdog)
     finished = threading.Event()
     expired = threading.Event()
 
@@ -438,6 +447,8 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) 
     finally:
         finished.set()
         watchdog.done.set()
+        with contextlib.suppress(Exception):
+            live.request_resume(run_id)
         progress.close()
         safe = station.safe_state()
         for role, outcome in safe.items():

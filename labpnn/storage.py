@@ -76,7 +76,12 @@ def _locked(method: Callable) -> Callable:
 
 
 class RunWriter:
-    """Appends a run's data; every append is flushed, fsync every few seconds."""
+    """Appends a run's data; every append is flushed, fsync every few seconds.
+
+    HDF5's own file locking is off for writer and readers alike: a reader's lock would
+    make the writer's next reopen fail, and one writer per file is already guaranteed
+    by the run's lock in the state directory.
+    """
 
     def __init__(
         self,
@@ -97,7 +102,7 @@ class RunWriter:
         self._lock = threading.RLock()
         # Live viewers (the GUI's loopback channel) subscribe here: (kind, name, payload).
         self.listeners: list[Callable[[str, str, Any], None]] = []
-        f = h5py.File(self.path, "w-", libver="latest")
+        f = h5py.File(self.path, "w-", libver="latest", locking=False)
         try:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["status"] = "running"
@@ -121,7 +126,7 @@ class RunWriter:
         self.f.flush()
         self.f.close()
         self._cache.clear()
-        self.f = self._h5py.File(self.path, "r+", libver="latest")
+        self.f = self._h5py.File(self.path, "r+", libver="latest", locking=False)
         try:
             change(self.f)
         finally:
@@ -293,7 +298,7 @@ class RunWriter:
 
         self.f.flush()
         self.f.close()
-        with self._h5py.File(self.path, "r+", libver="latest") as f:
+        with self._h5py.File(self.path, "r+", libver="latest", locking=False) as f:
             change(f)
             f.flush()
         self._closed = True
@@ -310,10 +315,12 @@ def open_run(path: str | os.PathLike) -> Any:
     """Open a run file for reading, also while it is written or after its writer died."""
     import h5py
 
+    # locking=False: HDF5's file lock held by a reader would make the writer's next
+    # structural change (new stream, checkpoint, end record) fail and kill the run.
     try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
+        return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
     except OSError:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", locking=False)
 
 
 def _attr(value: Any) -> Any:

@@ -15,12 +15,30 @@ REPO = Path(__file__).resolve().parents[2]
 def test_non_editable_install_has_the_mapped_packages_and_bundled_data(tmp_path):
     target = tmp_path / "site"
     source = tmp_path / "src"  # build from a copy: setuptools writes build/ into the tree
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "build", "*.egg-info", "__pycache__", "*.h5", "benchmarks", "tests"))
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "*.egg-info", "__pycache__", "*.h5", "benchmarks", "tests"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     code = (
         "import labpnn, labpnn.paths as p, labpnn.drivers, labpnn.procedures.calibration, "
@@ -28,8 +46,14 @@ def test_non_editable_install_has_the_mapped_packages_and_bundled_data(tmp_path)
         "print(labpnn.__file__); print(sorted(p.bundled_stations()))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     first, stations = out.stdout.strip().splitlines()
     assert first.startswith(str(target))
     assert "optical-sim" in stations

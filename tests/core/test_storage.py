@@ -20,7 +20,8 @@ def test_appends_are_readable_by_a_swmr_reader_while_the_run_writes(writer):
     for i in range(5):
         writer.append_frame("camera", np.full((4, 6), i, dtype=np.uint16), t=float(i))
         writer.append_row(step=i, loss=1.0 / (i + 1))
-    with h5py.File(writer.path, "r", libver="latest", swmr=True) as f:
+    # same process as the writer, so the same (disabled) HDF5 file-locking flag
+    with h5py.File(writer.path, "r", libver="latest", swmr=True, locking=False) as f:
         frames = f["frames/camera"][()]
         assert frames.shape == (5, 4, 6)
         assert frames[3, 0, 0] == 3

@@ -1,0 +1,59 @@
+"""Follows a live run file through SWMR and hands on the new rows of its columns.
+
+The loopback channel may drop messages under load; the file never does. So the
+curves are drawn from the file: every ``interval_ms`` the watcher opens it briefly
+(``swmr=True, locking=False``, see :mod:`labpnn.gui.run_files`), reads the rows
+added since the last look, and closes it again, so the writer is never hindered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+
+from labpnn.gui.run_files import open_readonly, read_columns
+
+
+class RunFileWatcher(QObject):
+    columns = pyqtSignal(dict)  # name -> all rows so far (np.ndarray)
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+        super().__init__(parent)
+        self.path = ""
+        self.data: dict[str, np.ndarray] = {}
+        self.reads = 0
+        self.failed_reads = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.refresh)
+
+    def follow(self, path: str) -> None:
+        self.path = path
+        self.data = {}
+        self._timer.start()
+        self.refresh()
+
+    def stop(self, final_read: bool = True) -> None:
+        self._timer.stop()
+        if final_read and self.path:
+            self.refresh()
+
+    def refresh(self) -> None:
+        if not self.path:
+            return
+        since = {k: len(v) for k, v in self.data.items()}
+        try:
+            with open_readonly(self.path) as f:
+                new = read_columns(f, since)
+        except Exception:  # mid-restructure or not yet visible: next tick
+            self.failed_reads += 1
+            return
+        self.reads += 1
+        changed = False
+        for name, rows in new.items():
+            if len(rows):
+                old = self.data.get(name)
+                self.data[name] = rows if old is None else np.concatenate([old, rows])
+                changed = True
+        if changed:
+            self.columns.emit(dict(self.data))

@@ -1,0 +1,44 @@
+"""The GUI's reads of a live run file never break the run that writes it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+from labpnn.gui.run_files import find_run_files, read_info
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from labpnn.storage import RunWriter
+    w = RunWriter(sys.argv[1], {"procedure": "stress", "parameters": {"n": 1}})
+    for i in range(120):
+        w.append_row(step=i, loss=1.0 / (i + 1))
+        if i % 6 == 0:  # a new stream and a summary: structural changes (close + reopen)
+            w.append_frame(f"cam{i}", np.zeros((8, 8), np.uint16))
+            w.set_summary(i=i)
+        time.sleep(0.01)
+    w.finish("completed", safe_state={"camera": "ok"})
+""")
+
+
+def test_polling_a_file_while_its_writer_restructures_it_never_breaks_the_writer(tmp_path):
+    path = tmp_path / "live.h5"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stderr=subprocess.PIPE, text=True
+    )
+    reads = 0
+    while writer.poll() is None:
+        if path.exists():
+            info = read_info(path)  # what the browser and the watcher do
+            reads += not info.error
+        time.sleep(0.005)
+    assert writer.returncode == 0, writer.stderr.read()
+    assert reads > 10
+    final = read_info(path)
+    assert final.status == "completed"
+    assert len(final.columns["loss"]) == 120
+    assert final.safe_state["all_safe"]
+    assert find_run_files(tmp_path) == [path]
