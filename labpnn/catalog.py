@@ -15,6 +15,14 @@ PROCEDURES: dict[str, str] = {
     "calibrate-audio": "labpnn.procedures.calibration.audio:CalibrateAudio",
     "calibrate-vna": "labpnn.procedures.calibration.vna:CalibrateVNA",
     "map-metasurface": "labpnn.procedures.calibration.metasurface:MapMetasurface",
+    "train-phyll": "labpnn.procedures.training.phyll:TrainPhyLL",
+    "train-ff": "labpnn.procedures.training.ff:TrainFF",
+    "fit-twin": "labpnn.procedures.training.twin:FitTwin",
+    "train-pat": "labpnn.procedures.training.pat:TrainPAT",
+    "train-insilico": "labpnn.procedures.training.insilico:TrainInSilico",
+    "control-tm": "labpnn.procedures.control.tm:ControlTM",
+    "control-actor": "labpnn.procedures.control.actor:ControlActor",
+    "control-vae": "labpnn.procedures.control.vae:ControlVAE",
 }
 
 

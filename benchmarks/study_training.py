@@ -1,0 +1,752 @@
+"""Reproduce SCIENCE.md S4-S9 and Hinton's forward-forward on the simulated benches.
+
+Every experiment runs in-process on a simulated station built with the batched ``direct``
+transport (``bench.simulation.transport=direct``; its equivalence with the driver path is tested
+with the benches), through the same pieces the training procedures use (``LabLayer``,
+``fit_task``, the trainers of ``labpnn.learning``). Test accuracy is measured every k epochs.
+Results go to ``--out`` as they finish (``results.jsonl``), then a Markdown report
+(``README.md``) and PNG plots are written from them, so a long run can be re-reported with
+``--report-only``.
+
+    python benchmarks/study_training.py --mode reduced          # CI: a few minutes
+    nohup python benchmarks/study_training.py --mode full --workers 2 \\
+        --out benchmarks/out/full > benchmarks/out/full.log 2>&1 &
+
+Experiments (ids as in SCIENCE.md §6):
+
+* S4 PhyLL on the acoustic bench, vowels, with the ablations P = identity and P = a fixed random
+  linear map, each with and without the skip concatenation (and the bench without skip);
+* S5 PhyLL on the microwave bench, vowels;  S6 PhyLL on the optical bench, digits (+ identity);
+* S7 PAT on the acoustic bench, vowels, and in-silico training with the same twin;
+* S8 the cost of reaching the plateau: hardware queries (twin data, training, evaluation) and
+  digital FLOPs, from the S4/S7 runs;
+* S9 drift: speckle correlation halving every epoch on an optical bench, online PhyLL against a
+  frozen in-silico model (and a frozen PhyLL model);
+* FF: Hinton's forward-forward on the digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+VOWELS_CSV = REPO.parent / "shared" / "datasets" / "hillenbrand-women-7vowels.csv"
+DIRECT = "bench.simulation.transport=direct"
+# S9's small optical bench: 4 x 5 macropixels (the 20 vowel inputs) onto 16 x 16 camera pixels.
+SMALL_OPTICAL = [
+    "bench.layout.macropixels=[4,5]",
+    "bench.layout.camera_roi=[0,0,16,16]",
+    "bench.layout.pool=2",
+]
+
+MODES: dict[str, dict[str, Any]] = {
+    "reduced": {
+        "s4": {
+            "seeds": 2,
+            "epochs": 20,
+            "eval_every": 10,
+            "ablation_seeds": 1,
+            "bench_ablation_seeds": 0,
+        },
+        "s5": {"seeds": 1, "epochs": 3, "eval_every": 3, "lr": 1e-3, "train_eval_rows": 30},
+        "s6": {
+            "seeds": 1,
+            "epochs": 2,
+            "eval_every": 2,
+            "ablation_seeds": 0,
+            "drift_seeds": 0,
+            "train_eval_rows": 200,
+        },
+        "s7": {"seeds": 1, "epochs": 20, "eval_every": 10, "twin_samples": 3000, "twin_epochs": 60},
+        "s9": {"seeds": 1, "epochs": 4, "twin_samples": 3000, "twin_epochs": 40, "halvings": (1,)},
+        "ff": {"seeds": 1, "epochs": 12, "eval_every": 6, "hidden": (200,)},
+    },
+    "full": {
+        "s4": {
+            "seeds": 10,
+            "epochs": 100,
+            "eval_every": 10,
+            "ablation_seeds": 10,
+            "bench_ablation_seeds": 3,
+        },
+        "s5": {"seeds": 2, "epochs": 40, "eval_every": 10, "lr": 2.5e-4, "train_eval_rows": 206},
+        "s6": {
+            "seeds": 3,
+            "epochs": 6,
+            "eval_every": 2,
+            "ablation_seeds": 2,
+            "drift_seeds": 1,
+            "train_eval_rows": 360,
+        },
+        "s7": {
+            "seeds": 3,
+            "epochs": 60,
+            "eval_every": 10,
+            "twin_samples": 10000,
+            "twin_epochs": 200,
+        },
+        "s9": {
+            "seeds": 3,
+            "epochs": 10,
+            "twin_samples": 20000,
+            "twin_epochs": 100,
+            "halvings": (1, 4, 16),
+        },
+        "ff": {"seeds": 3, "epochs": 50, "eval_every": 10, "hidden": (500, 500)},
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# building blocks (run inside worker processes)
+# ------------------------------------------------------------------------------------------------
+def _setup() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def station(kind: str, overrides: list[str] = ()) -> Any:
+    from labpnn.station import StationConfig
+
+    return StationConfig.load(f"{kind}-sim", [DIRECT, *overrides]).connect()
+
+
+def lab_layer(physical: str, st: Any, n: int, seed: int, standardise: bool = True) -> Any:
+    """The layer an experiment trains on: the bench, or an ablation of the same width."""
+    import torch
+
+    from labpnn.physical import IdentityLayer, RandomLinearLayer
+    from labpnn.procedures.training.layers import LabLayer
+
+    if physical == "bench":
+        from labpnn.bench import make_bench
+
+        inner = make_bench(st)
+    elif physical == "identity":
+        inner = IdentityLayer(n)
+    elif physical == "random":
+        inner = RandomLinearLayer(n, n, seed=1000 + seed)
+    else:
+        raise ValueError(physical)
+    layer = LabLayer(inner, name=physical)
+    cost = {"queries": 0, "hardware_s": 0.0}
+    if standardise:
+        cost = layer.standardise(256, 0.0, 1.0, torch.Generator().manual_seed(seed + 7919))
+    return layer, cost
+
+
+def task(dataset: str, seed: int, n_in: int, input_range: float) -> Any:
+    from labpnn.procedures.training.task import fit_task, load_task
+
+    path = str(VOWELS_CSV) if dataset == "vowels" and VOWELS_CSV.is_file() else ""
+    return fit_task(load_task(dataset, seed, path), n_in, input_range)
+
+
+def train(trainer: Any, ds: Any, epochs: int, eval_every: int, train_eval_rows: int = 0,
+          extra: Any = None) -> list[dict]:  # fmt: skip
+    """Epochs with test (and train) accuracy every ``eval_every``; returns the evaluation points.
+
+    ``train_eval_rows``: how many training rows to score (0: all, -1: none).
+    """
+    rows = train_eval_rows or ds.x_train.shape[0]
+    curve = []
+    start = time.perf_counter()
+    for _ in range(epochs):
+        record = trainer.step_epoch(ds, evaluate=False)
+        if trainer.epoch % eval_every == 0 or trainer.epoch == epochs:
+            point = {
+                "epoch": trainer.epoch,
+                "test_accuracy": trainer.evaluate(ds.x_test, ds.y_test),
+                "train_accuracy": trainer.evaluate(ds.x_train[:rows], ds.y_train[:rows])
+                if rows > 0
+                else float("nan"),
+                "loss": record.get("loss"),
+                "wall_s": time.perf_counter() - start,
+            }
+            if extra is not None:
+                point.update(extra(trainer))
+            point.update(trainer.costs.as_dict())
+            curve.append(point)
+    return curve
+
+
+def book(trainer: Any, cost: dict, twin: bool = False) -> None:
+    from labpnn.procedures.training.common import book_costs
+
+    book_costs(trainer, queries=cost.get("queries", 0), hardware_s=cost.get("hardware_s", 0.0),
+               digital_flops=cost.get("digital_flops", 0.0), twin=twin)  # fmt: skip
+
+
+def run_phyll(bench: str, dataset: str, seed: int, epochs: int, eval_every: int, *,
+              physical: str = "bench", skip: bool | None = None, lr: float | None = None,
+              layers: int | None = None, overrides: list[str] = (), train_eval_rows: int = 0,
+              standardise: bool = True) -> dict:  # fmt: skip
+    """PhyLL with the procedure's bench defaults unless overridden."""
+    from labpnn.learning import PhyLL
+    from labpnn.procedures.training.common import BENCH_DEFAULTS
+
+    d = BENCH_DEFAULTS[bench]
+    p = d.per_procedure["phyll"]
+    st = station(bench, list(overrides))
+    try:
+        from labpnn.bench import make_bench
+
+        width = make_bench(st).n_in
+        layer, cost = lab_layer(physical, st, width, seed, standardise)
+        ds, _ = task(dataset, seed, width, d.input_range)
+        n_layers = layers or d.layers
+        trainer = PhyLL(
+            [layer] + [layer.alias() for _ in range(n_layers - 1)],
+            n_classes=ds.n_classes,
+            skip=d.skip if skip is None else skip,
+            lr=lr or p["lr"],
+            inner_steps=p["inner_steps"],
+            batch_size=p["batch_size"] or None,
+            n_label_slots=ds.n_label_slots,
+            seed=seed,
+        )
+        book(trainer, cost)
+        curve = train(trainer, ds, epochs, eval_every, train_eval_rows)
+        return {"curve": curve, "probe_queries": cost["queries"],
+                "eval_queries_per_sample": ds.n_classes * n_layers}  # fmt: skip
+    finally:
+        st.close()
+
+
+def _fit_twin(layer: Any, n_in: int, samples: int, epochs: int, seed: int, hidden=(128, 128),
+              period: float | None = None) -> Any:  # fmt: skip
+    import torch
+
+    from labpnn.learning import fit_twin
+    from labpnn.procedures.training.layers import PhaseFeatureLayer, PhaseTwin
+
+    measured = PhaseFeatureLayer(layer, period) if period else layer
+    sampler = measured.sample if period else (lambda n, g: torch.rand(n, n_in, generator=g))
+    twin = fit_twin(measured, samples, sampler, hidden=hidden, epochs=epochs,
+                    batch_size=256 if samples > 5000 else 128, seed=seed)  # fmt: skip
+    if period:
+        return PhaseTwin(twin, period).eval().requires_grad_(False), twin.report
+    return twin, twin.report
+
+
+def run_twin_trainer(method: str, seed: int, epochs: int, eval_every: int, twin_samples: int,
+                     twin_epochs: int) -> dict:  # fmt: skip
+    """PAT or in-silico on the acoustic bench, vowels; the twin is fitted here (and counted)."""
+    from labpnn.learning import InSilicoTrainer, PhysicsAwareTrainer
+    from labpnn.procedures.training.common import BENCH_DEFAULTS
+
+    d = BENCH_DEFAULTS["acoustic"]
+    p = d.per_procedure["pat"]
+    st = station("acoustic")
+    try:
+        from labpnn.bench import make_bench
+
+        width = make_bench(st).n_in
+        layer, cost = lab_layer("bench", st, width, seed)
+        twin, report = _fit_twin(layer, width, twin_samples, twin_epochs, seed)
+        ds, _ = task("vowels", seed, width, d.input_range)
+        cls = PhysicsAwareTrainer if method == "pat" else InSilicoTrainer
+        stack = [layer] + [layer.alias() for _ in range(d.layers - 1)]
+        trainer = cls(stack, [twin] * len(stack), ds.n_classes, lr=p["lr"],
+                      batch_size=p["batch_size"], seed=seed)  # fmt: skip
+        # one twin for the shared physical layers: book its data once, plus the probes
+        n_extra = len(stack) - 1
+        book(trainer, {k: -n_extra * report[k] for k in ("queries", "hardware_s", "digital_flops")},
+             twin=True)  # fmt: skip
+        book(trainer, cost, twin=True)
+        extra = None
+        if method == "insilico":
+
+            def extra(t: Any) -> dict:
+                predicted = t.twin_logits(ds.x_test).argmax(dim=1)
+                return {"twin_test_accuracy": (predicted == ds.y_test).float().mean().item()}
+
+        curve = train(trainer, ds, epochs, eval_every, extra=extra)
+        return {"curve": curve, "twin_nrmse": report["validation_nrmse"],
+                "eval_queries_per_sample": len(stack)}  # fmt: skip
+    finally:
+        st.close()
+
+
+def run_ff(seed: int, epochs: int, eval_every: int, hidden: tuple = (500, 500)) -> dict:
+    from labpnn.datasets import digits
+    from labpnn.learning import ForwardForward
+
+    ds = digits(seed=seed)
+    trainer = ForwardForward(ds.n_inputs, 10, hidden=tuple(hidden), batch_size=64, seed=seed)
+    return {"curve": train(trainer, ds, epochs, eval_every)}
+
+
+def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
+              halvings: tuple = (1,), batch_size: int = 16) -> dict:  # fmt: skip
+    """S9 on the small optical bench: PhyLL online with and without drift, and frozen models.
+
+    One "epoch" of drift time is one online PhyLL cycle (a training epoch plus a test evaluation)
+    in simulated bench time; with ``h`` in ``halvings`` the station's ``drift_per_s`` is
+    ln 2 / (h cycles), so the speckle correlation halves every h epochs (S9: h = 1). The frozen
+    models (in-silico, trained on a twin fitted before the drift; PhyLL, trained without drift)
+    keep their weights and are scored on a drifting bench (same medium at t = 0) once a cycle.
+    """
+    import torch
+
+    from labpnn.learning import InSilicoTrainer, PhyLL
+
+    quiet = [*SMALL_OPTICAL, "bench.simulation.drift_per_s=0"]
+
+    def phyll(st: Any) -> tuple[Any, Any, Any]:
+        layer, _ = lab_layer("bench", st, 20, seed)
+        ds, _ = task("vowels", seed, 20, 0.5)
+        model = PhyLL([layer, layer.alias()], 7, skip=False, lr=1e-3, batch_size=batch_size,
+                      inner_steps=10, n_label_slots=8, seed=seed)  # fmt: skip
+        return model, ds, layer
+
+    # online PhyLL without drift; its first cycle (bench time) is the unit of drift time
+    st_quiet = station("optical", quiet)
+    frozen_phyll, ds, layer = phyll(st_quiet)
+    quiet_curve = train(frozen_phyll, ds, epochs, 1, train_eval_rows=-1)
+    cycle_s = quiet_curve[0]["hardware_s"]
+
+    # in-silico: a twin fitted on the quiet bench, training on the twin alone
+    twin_layer, _ = lab_layer("bench", st_quiet, 20, seed)
+    twin, report = _fit_twin(twin_layer, 20, twin_samples, twin_epochs, seed,
+                             hidden=(256, 256), period=1.0)  # fmt: skip
+    insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], 7, lr=3e-3,
+                               batch_size=32, seed=seed)  # fmt: skip
+    for _ in range(60):
+        insilico.step_epoch(ds, evaluate=False)
+    insilico_start = insilico.evaluate(ds.x_test, ds.y_test)
+    st_quiet.close()
+
+    def frozen_curve(trained: Any, overrides: list[str]) -> list[float]:
+        st = station("optical", overrides)
+        try:
+            fresh, _ = lab_layer("bench", st, 20, seed, standardise=False)
+            fresh.set_statistics(trained.layers[0].mean, trained.layers[0].std)
+            trained.layers = [fresh, fresh.alias()]
+            start, points = st.clock.now(), []
+            for k in range(1, epochs + 1):
+                st.clock.sleep_until(start + k * cycle_s)
+                points.append(trained.evaluate(ds.x_test, ds.y_test))
+            return points
+        finally:
+            st.close()
+
+    by_halving = {}
+    for h in halvings:
+        drift_per_s = math.log(2) / (h * cycle_s)
+        drifting = [*SMALL_OPTICAL, f"bench.simulation.drift_per_s={drift_per_s!r}"]
+        st = station("optical", drifting)
+        online, ds, _ = phyll(st)
+        drift_curve = train(online, ds, epochs, 1, train_eval_rows=-1)
+        st.close()
+        with torch.no_grad():
+            by_halving[str(h)] = {
+                "drift_per_s": drift_per_s,
+                "online": [p["test_accuracy"] for p in drift_curve],
+                "frozen_phyll": frozen_curve(frozen_phyll, drifting),
+                "frozen_insilico": frozen_curve(insilico, drifting),
+            }
+    return {
+        "cycle_s": cycle_s,
+        "quiet": [p["test_accuracy"] for p in quiet_curve],
+        "insilico_start": insilico_start,
+        "twin_nrmse": report["validation_nrmse"],
+        "halvings": by_halving,
+    }
+
+
+RUNNERS = {"phyll": run_phyll, "twin": run_twin_trainer, "ff": run_ff, "drift": run_drift}
+
+
+def worker(job: dict) -> dict:
+    _setup()
+    start = time.perf_counter()
+    try:
+        result = RUNNERS[job["runner"]](**job["kwargs"])
+        status = "ok"
+    except Exception:  # keep going: one failed experiment must not sink the study
+        result, status = {"error": traceback.format_exc()}, "failed"
+    return {**job, **result, "status": status, "job_wall_s": time.perf_counter() - start}
+
+
+# ------------------------------------------------------------------------------------------------
+# the plan
+# ------------------------------------------------------------------------------------------------
+def plan(mode: str, only: set[str] | None) -> list[dict]:
+    cfg = MODES[mode]
+    jobs: list[dict] = []
+
+    def add(group: str, label: str, runner: str, **kwargs: Any) -> None:
+        if only is None or group in only:
+            jobs.append({"group": group, "label": label, "runner": runner, "kwargs": kwargs})
+
+    c = cfg["s4"]
+    for seed in range(c["seeds"]):
+        add("S4", "acoustic", "phyll", bench="acoustic", dataset="vowels", seed=seed,
+            epochs=c["epochs"], eval_every=c["eval_every"])  # fmt: skip
+    for seed in range(c["bench_ablation_seeds"]):
+        add("S4", "acoustic, no skip", "phyll", bench="acoustic", dataset="vowels", seed=seed,
+            epochs=c["epochs"], eval_every=c["eval_every"], skip=False)  # fmt: skip
+    for seed in range(c["ablation_seeds"]):
+        for physical in ("identity", "random"):
+            for skip in (True, False):
+                label = f"{physical}, {'skip' if skip else 'no skip'}"
+                add("S4", label, "phyll", bench="acoustic", dataset="vowels", seed=seed,
+                    epochs=c["epochs"], eval_every=c["eval_every"], physical=physical,
+                    skip=skip)  # fmt: skip
+    c = cfg["s5"]
+    for seed in range(c["seeds"]):
+        add("S5", "microwave", "phyll", bench="microwave", dataset="vowels", seed=seed,
+            epochs=c["epochs"], eval_every=c["eval_every"], lr=c["lr"],
+            train_eval_rows=c["train_eval_rows"])  # fmt: skip
+    c = cfg["s6"]
+    static = ["bench.simulation.drift_per_s=0", "bench.simulation.global_phase_drift_per_s=0"]
+    for seed in range(c["seeds"]):
+        add("S6", "optical, static medium", "phyll", bench="optical", dataset="digits",
+            seed=seed, epochs=c["epochs"], eval_every=c["eval_every"], overrides=static,
+            train_eval_rows=c["train_eval_rows"])  # fmt: skip
+    for seed in range(c["drift_seeds"]):
+        add("S6", "optical, optical-sim drift", "phyll", bench="optical", dataset="digits",
+            seed=seed, epochs=c["epochs"], eval_every=c["eval_every"],
+            train_eval_rows=c["train_eval_rows"])  # fmt: skip
+    for seed in range(c["ablation_seeds"]):
+        add("S6", "identity, no skip", "phyll", bench="optical", dataset="digits", seed=seed,
+            epochs=c["epochs"], eval_every=c["eval_every"], physical="identity",
+            overrides=static, train_eval_rows=c["train_eval_rows"])  # fmt: skip
+    c = cfg["s7"]
+    for seed in range(c["seeds"]):
+        for method in ("pat", "insilico"):
+            add("S7", method, "twin", method=method, seed=seed, epochs=c["epochs"],
+                eval_every=c["eval_every"], twin_samples=c["twin_samples"],
+                twin_epochs=c["twin_epochs"])  # fmt: skip
+    c = cfg["s9"]
+    for seed in range(c["seeds"]):
+        add("S9", "drift", "drift", seed=seed, epochs=c["epochs"], halvings=c["halvings"],
+            twin_samples=c["twin_samples"], twin_epochs=c["twin_epochs"])  # fmt: skip
+    c = cfg["ff"]
+    for seed in range(c["seeds"]):
+        add("FF", "forward-forward", "ff", seed=seed, epochs=c["epochs"],
+            eval_every=c["eval_every"], hidden=c["hidden"])  # fmt: skip
+    return jobs
+
+
+def execute(jobs: list[dict], out: Path, workers: int) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    sink = out / "results.jsonl"
+    results = []
+    # Headline experiments first (a shared machine may not give the study its whole budget),
+    # then the ablations; results.jsonl grows as they finish, --report-only reports any prefix.
+    order = ["S4 acoustic", "S7 pat", "S6 optical, static medium", "S7 insilico",
+             "FF forward-forward", "S9 drift", "S5 microwave", "S4 acoustic, no skip"]  # fmt: skip
+
+    def rank(job: dict) -> tuple[int, int]:
+        key = f"{job['group']} {job['label']}"
+        return (order.index(key) if key in order else len(order), job["kwargs"]["seed"])
+
+    jobs = sorted(jobs, key=rank)
+    with open(sink, "a") as handle:
+        if workers <= 1:
+            iterator = (worker(job) for job in jobs)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            iterator = (f.result() for f in as_completed([pool.submit(worker, j) for j in jobs]))
+        for done, result in enumerate(iterator, 1):
+            results.append(result)
+            handle.write(json.dumps(result, default=float) + "\n")
+            handle.flush()
+            final = (
+                result.get("curve", [{}])[-1].get("test_accuracy") if result.get("curve") else None
+            )
+            print(f"[{done}/{len(jobs)}] {result['group']} {result['label']} "
+                  f"seed {result['kwargs']['seed']}: {result['status']}"
+                  f"{'' if final is None else f', test {final:.3f}'} "
+                  f"({result['job_wall_s']:.0f} s)", flush=True)  # fmt: skip
+            if result["status"] != "ok":
+                print(result["error"], file=sys.stderr, flush=True)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# the report
+# ------------------------------------------------------------------------------------------------
+def _final(result: dict, key: str = "test_accuracy") -> float:
+    return float(result["curve"][-1][key])
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    values = np.asarray(values, dtype=float)
+    return f"{100 * values.mean():.1f} ± {100 * values.std():.1f}"
+
+
+def plateau_cost(curve: list[dict]) -> dict:
+    """Cost at the first evaluation within 1 point of the plateau (mean of the last 3 points)."""
+    accuracy = np.array([p["test_accuracy"] for p in curve])
+    plateau = accuracy[-3:].mean()
+    first = int(np.argmax(accuracy >= plateau - 0.01))
+    point = curve[first]
+    return {
+        "plateau": plateau,
+        "epoch": point["epoch"],
+        "twin_queries": point["twin_queries"],
+        "train_queries": point["queries"] - point["eval_queries"] - point["twin_queries"],
+        "digital_flops": point["digital_flops"],
+    }
+
+
+def summarise(results: list[dict]) -> dict:
+    ok = [r for r in results if r["status"] == "ok"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in ok:
+        groups.setdefault((r["group"], r["label"]), []).append(r)
+    return {"groups": groups, "failed": [r for r in results if r["status"] != "ok"]}
+
+
+def report(results: list[dict], out: Path, mode: str, wall_s: float | None) -> dict:
+    """Write README.md (tables) and the PNG plots; return the headline numbers."""
+    s = summarise(results)
+    groups = s["groups"]
+    lines = [f"# Training study ({mode} mode)", ""]
+    lines.append(
+        "Simulated benches through the batched `direct` path; mean ± std over seeds of the final "
+        "test accuracy (%). Generated by `benchmarks/study_training.py`."
+    )
+    if wall_s is not None:
+        lines.append(f"Wall time: {wall_s / 60:.1f} min.")
+    lines += ["", "| id | experiment | seeds | epochs | test accuracy (%) | best (%) | train (%) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    headline: dict[str, Any] = {}
+    for (group, label), runs in sorted(groups.items()):
+        if group == "S9":
+            continue
+        finals = [_final(r) for r in runs]
+        best = [max(p["test_accuracy"] for p in r["curve"]) for r in runs]
+        trains = [_final(r, "train_accuracy") for r in runs]
+        epochs = runs[0]["curve"][-1]["epoch"]
+        lines.append(f"| {group} | {label} | {len(runs)} | {epochs} | {mean_std(finals)} | "
+                     f"{mean_std(best)} | {mean_std(trains)} |")  # fmt: skip
+        headline[f"{group}:{label}"] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)),
+                                        "n": len(runs)}  # fmt: skip
+    # S7 extras: twin quality and what in-silico believed
+    twin_runs = groups.get(("S7", "insilico"), []) + groups.get(("S7", "pat"), [])
+    if twin_runs:
+        nrmse = [r["twin_nrmse"] for r in twin_runs]
+        lines += ["", f"S7 twins (acoustic): validation NRMSE {np.mean(nrmse):.3f} ± "
+                      f"{np.std(nrmse):.3f}."]  # fmt: skip
+        believed = [
+            r["curve"][-1].get("twin_test_accuracy") for r in groups.get(("S7", "insilico"), [])
+        ]
+        if believed and None not in believed:
+            lines.append(f"In-silico on its own twin: {mean_std(believed)} % (deployed: "
+                         f"{mean_std([_final(r) for r in groups[('S7', 'insilico')]])} %).")  # fmt: skip
+    lines += _cost_table(groups)
+    lines += _drift_table(groups.get(("S9", "drift"), []), headline)
+    if s["failed"]:
+        lines += ["", "## Failed experiments", ""]
+        for r in s["failed"]:
+            lines.append(f"- {r['group']} {r['label']} seed {r['kwargs']['seed']}: "
+                         f"`{r['error'].strip().splitlines()[-1]}`")  # fmt: skip
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    _plots(groups, out)
+    (out / "headline.json").write_text(json.dumps(headline, indent=1))
+    return headline
+
+
+def _cost_table(groups: dict) -> list[str]:
+    rows = [("S4", "acoustic", "PhyLL"), ("S7", "pat", "PAT"), ("S7", "insilico", "in-silico")]
+    lines = ["", "## S8: cost to reach the plateau (acoustic bench, vowels)", "",
+             "Plateau = mean of the last 3 evaluations; cost at the first evaluation within 1 point "
+             "of it. Training queries include the standardisation probes; evaluation costs are "
+             "per scored sample (PhyLL tries every label on every layer). Mean over seeds.", "",
+             "| method | plateau (%) | epochs | twin-data queries | training queries | "
+             "queries to score 1 sample | digital FLOPs to plateau | total queries (train + twin "
+             "+ one scoring of the 52 test rows) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for group, label, name in rows:
+        runs = groups.get((group, label), [])
+        if not runs:
+            continue
+        costs = [plateau_cost(r["curve"]) for r in runs]
+        per_sample = runs[0].get("eval_queries_per_sample", 0)
+        mean = {k: float(np.mean([c[k] for c in costs])) for k in costs[0]}
+        total = mean["train_queries"] + mean["twin_queries"] + 52 * per_sample
+        lines.append(f"| {name} | {100 * mean['plateau']:.1f} | {mean['epoch']:.0f} | "
+                     f"{mean['twin_queries']:.0f} | {mean['train_queries']:.0f} | {per_sample} | "
+                     f"{mean['digital_flops']:.3g} | {total:.0f} |")  # fmt: skip
+    return lines
+
+
+def _drift_table(runs: list[dict], headline: dict) -> list[str]:
+    if not runs:
+        return []
+
+    def tail(values: list[float]) -> float:
+        return float(np.mean(values[-3:]))
+
+    epochs = len(runs[0]["quiet"])
+    quiet = [tail(r["quiet"]) for r in runs]
+    insilico_start = [r["insilico_start"] for r in runs]
+    lines = [
+        "", "## S9: drift", "",
+        "Small optical bench (4×5 macropixels, 16×16 camera pixels pooled 2×2), vowels, PhyLL "
+        "without skip, mini-batches of 16. One epoch of drift time = one online PhyLL cycle "
+        f"(training epoch + test evaluation) = {runs[0]['cycle_s']:.1f} s of bench time; the "
+        "station's drift_per_s = ln 2 / (h cycles), so the speckle correlation halves every h "
+        f"epochs (S9 asks h = 1). Accuracies: mean of the last 3 of {epochs} epochs, {len(runs)} "
+        "seed(s). Frozen models start from their accuracy on the bench without drift: PhyLL after "
+        "its quiet training, in-silico after training on a twin fitted without drift (validation "
+        f"NRMSE {np.mean([r['twin_nrmse'] for r in runs]):.3f}).", "",
+        "| h (epochs per halving) | model | without drift (%) | under drift (%) | loss (points) |",
+        "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for h in runs[0]["halvings"]:
+        rows = (
+            ("PhyLL, online", quiet, [tail(r["halvings"][h]["online"]) for r in runs]),
+            ("PhyLL, frozen", quiet, [tail(r["halvings"][h]["frozen_phyll"]) for r in runs]),
+            ("in-silico, frozen", insilico_start,
+             [tail(r["halvings"][h]["frozen_insilico"]) for r in runs]),
+        )  # fmt: skip
+        for name, start, end in rows:
+            loss = np.subtract(start, end)
+            lines.append(f"| {h} | {name} | {mean_std(start)} | {mean_std(end)} | "
+                         f"{100 * loss.mean():.1f} ± {100 * loss.std():.1f} |")  # fmt: skip
+            headline[f"S9:h={h}:{name}:loss"] = {
+                "mean": float(loss.mean()),
+                "std": float(loss.std()),
+            }
+    return lines
+
+
+def _plots(groups: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean_curve(runs: list[dict], x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs = np.mean([[p[x] for p in r["curve"]] for r in runs], axis=0)
+        ys = np.array([[p["test_accuracy"] for p in r["curve"]] for r in runs])
+        return xs, ys.mean(axis=0), ys.std(axis=0)
+
+    # accuracy against epochs, queries and FLOPs, per experiment
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    for (group, label), runs in sorted(groups.items()):
+        if group == "S9" or "," in label:  # ablations get their own figure
+            continue
+        for ax, x in zip(axes, ("epoch", "queries", "digital_flops")):
+            xs, mean, std = mean_curve(runs, x)
+            ax.plot(xs, mean, "o-", ms=3, label=f"{group} {label}")
+            ax.fill_between(xs, mean - std, mean + std, alpha=0.15)
+    for ax, x in zip(axes, ("epochs", "hardware queries (incl. twin data, evaluation)",
+                            "digital FLOPs")):  # fmt: skip
+        ax.set(xlabel=x, ylabel="test accuracy", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        if x != "epochs":
+            ax.set_xscale("log")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=110)
+    plt.close(fig)
+
+    # PhyLL vs PAT vs in-silico on the acoustic bench
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for key, name in ((("S4", "acoustic"), "PhyLL"), (("S7", "pat"), "PAT"),
+                      (("S7", "insilico"), "in-silico")):  # fmt: skip
+        runs = groups.get(key, [])
+        if runs:
+            for ax, x in zip(axes, ("epoch", "queries")):
+                xs, mean, std = mean_curve(runs, x)
+                ax.errorbar(xs, mean, std, marker="o", ms=3, capsize=2, label=name)
+    axes[0].set(xlabel="epoch", ylabel="test accuracy", title="acoustic bench, vowels")
+    axes[1].set(xlabel="hardware queries", ylabel="test accuracy", xscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "methods.png", dpi=110)
+    plt.close(fig)
+
+    # S4 ablations
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (group, label), runs in sorted(groups.items()):
+        if group in ("S4", "S6"):
+            xs, mean, std = mean_curve(runs, "epoch")
+            ax.plot(xs, mean, "o-", ms=3, label=f"{group} {label}")
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02), title="ablations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ablations.png", dpi=110)
+    plt.close(fig)
+
+    # S9 drift
+    runs = groups.get(("S9", "drift"), [])
+    if runs:
+        halvings = list(runs[0]["halvings"])
+        fig, axes = plt.subplots(1, len(halvings), figsize=(6 * len(halvings), 4.5), squeeze=False)
+        epochs = np.arange(1, len(runs[0]["quiet"]) + 1)
+        for ax, h in zip(axes[0], halvings):
+            series = {
+                "PhyLL online, no drift": [r["quiet"] for r in runs],
+                "PhyLL online, drift": [r["halvings"][h]["online"] for r in runs],
+                "PhyLL frozen, drift": [r["halvings"][h]["frozen_phyll"] for r in runs],
+                "in-silico frozen, drift": [r["halvings"][h]["frozen_insilico"] for r in runs],
+            }
+            for name, ys in series.items():
+                ys = np.asarray(ys)
+                ax.errorbar(epochs, ys.mean(axis=0), ys.std(axis=0), marker="o", ms=3, capsize=2,
+                            label=name)  # fmt: skip
+            ax.set(xlabel=f"epoch (speckle correlation halves every {h})", ylabel="test accuracy",
+                   ylim=(0, 1.02), title=f"S9: drift, halving every {h} epoch(s)")  # fmt: skip
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "drift.png", dpi=110)
+        plt.close(fig)
+
+
+def load_results(out: Path) -> list[dict]:
+    sink = out / "results.jsonl"
+    if not sink.exists():
+        return []
+    return [json.loads(line) for line in sink.read_text().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="reduced")
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/out/<mode>")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--only", default="", help="comma-separated groups, e.g. S4,S7")
+    parser.add_argument("--report-only", action="store_true", help="re-report results.jsonl")
+    args = parser.parse_args(argv)
+    out = args.out or REPO / "benchmarks" / "out" / args.mode
+    out.mkdir(parents=True, exist_ok=True)
+    only = {g.strip().upper() for g in args.only.split(",") if g.strip()} or None
+    start = time.perf_counter()
+    if not args.report_only:
+        if (out / "results.jsonl").exists():
+            (out / "results.jsonl").unlink()
+        jobs = plan(args.mode, only)
+        print(f"{len(jobs)} experiments, {args.workers} worker(s) -> {out}", flush=True)
+        execute(jobs, out, args.workers)
+    headline = report(load_results(out), out, args.mode,
+                      None if args.report_only else time.perf_counter() - start)  # fmt: skip
+    print((out / "README.md").read_text())
+    return 0 if headline else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

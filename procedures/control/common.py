@@ -1,0 +1,281 @@
+"""What the control procedures share: parameters, targets, the bench as a projector, records.
+
+A control run projects held-out target images through the medium and scores each
+projection by its 2-D Pearson fidelity. Every procedure here:
+
+* measures through :class:`BenchProjector`, which streams each displayed SLM pattern
+  (``/frames/slm``, grey levels) and each camera image (``/frames/camera``) into the run
+  file, and keeps the watchdog fed between chunks;
+* writes the targets (``/control/targets``), the projections of every evaluation
+  (``/frames/projections``), the fidelity of every target at every evaluation
+  (``/traces/fidelity``) and the latest patterns for the targets (``/control/patterns``);
+* logs one ``/results`` row per evaluation: ``iteration``, ``queries``, ``fidelity``,
+  ``fidelity_std``, ``fidelity_p10``, ``mse``, ``psnr_db``, ``hardware_s``, ``time_s``
+  (the bench clock since the run started) and ``wall_s``;
+* states the SLM-DOF : target-pixel ratio in the root attributes (``dof_per_target_pixel``).
+
+Learned controllers also log ``/timing`` rows per round: ``digital_s`` (wall time not spent
+measuring: fitting and training), ``hardware_s`` (bench time of the round's measurements, on
+the station clock) and ``measure_wall_s`` (wall time inside the bench calls).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labpnn.control.metrics import TargetError, mse, pearson_fidelity, psnr, summarize
+from labpnn.control.speckle_model import phase_codes
+from labpnn.control.targets import TargetResampled, load_targets
+from labpnn.errors import BadInput
+from labpnn.procedure import (
+    Estimate,
+    FloatParameter,
+    IntegerParameter,
+    LabProcedure,
+    Parameter,
+)
+
+MIN_DOF_RATIO = 4.0  # SLM macropixels per target pixel below which phase-only control suffers
+
+
+def _station_layout(proc: Any) -> dict[str, Any]:
+    station = proc.station if proc.station is not None else getattr(proc, "station_config", None)
+    return dict(station.bench.layout) if station is not None else {}
+
+
+def _pair(value: Any, default: int) -> tuple[int, int]:
+    if value is None:
+        return default, default
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    a, b = (int(v) for v in value)
+    return a, b
+
+
+class BenchProjector:
+    """Phases ``[B, N]`` (rad) → camera images ``[B, P]``, recorded in the run file.
+
+    Images are the bench's intensity decoding: the camera ROI as a fraction of full scale,
+    pooled by ``layout.pool``.
+    """
+
+    def __init__(self, proc: ControlProcedure, bench: Any, chunk: int = 256):
+        self.proc, self.bench, self.chunk = proc, bench, int(chunk)
+        self.t0 = bench.clock.now()
+        self.wall_s = 0.0  # wall time spent measuring (a simulator's compute, or hardware)
+        self.saturated_frames = 0
+
+    @property
+    def time_s(self) -> float:
+        return self.bench.clock.now() - self.t0
+
+    def __call__(self, phases: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return self._measure(phases)
+        finally:
+            self.wall_s += time.perf_counter() - started
+
+    def _measure(self, phases: np.ndarray) -> np.ndarray:
+        bench = self.bench
+        phases = np.asarray(phases, dtype=np.float64)
+        ny, nx = bench.macropixels
+        h, w = bench.pooled_shape
+        out = np.empty((len(phases), bench.n_out), dtype=np.float32)
+        for start in range(0, len(phases), self.chunk):
+            batch = phases[start : start + self.chunk]
+            frames = bench.acquire(batch.reshape(-1, ny, nx))
+            saturated = int((frames >= bench.full_scale).any(axis=(1, 2)).sum())
+            if saturated and not self.saturated_frames:
+                self.proc.log.warning(
+                    "camera saturation in %d of %d frames: projected images concentrate the "
+                    "light, so lower exposure_s (now %.3g s)",
+                    saturated, len(frames), bench.camera.exposure_s,
+                )  # fmt: skip
+            self.saturated_frames += saturated
+            images = bench.decode(frames, overwrite=True).astype(np.float32)
+            out[start : start + len(batch)] = images
+            self.proc.run.append_frames("slm", phase_codes(batch).reshape(-1, ny, nx))
+            self.proc.run.append_frames("camera", images.reshape(-1, h, w))
+            self.proc.tick("measuring")
+        return out
+
+
+class ControlProcedure(LabProcedure):
+    """Base of control-tm, control-actor and control-vae (see the module docstring)."""
+
+    bench_kinds: ClassVar[tuple[str, ...]] = ("optical",)
+    roles: ClassVar[tuple[str, ...]] = ("slm", "camera")
+    default_station: ClassVar[str] = "optical-control-sim"
+    supports_resume: ClassVar[bool] = True
+    watchdog_s: ClassVar[float] = 900.0
+
+    targets = Parameter(
+        "Targets (digits, shapes, digits+shapes, or PNG files, folders, globs)",
+        default="digits",
+    )
+    n_targets = IntegerParameter("Held-out digit targets", default=200, minimum=1, maximum=200)
+    exposure_s = FloatParameter(
+        "Camera exposure (0 = the station's)", units="s", default=0.0, minimum=0.0, maximum=10.0
+    )
+    seed = IntegerParameter("Seed", default=0, minimum=0, maximum=2**31 - 1)
+
+    # -- shapes from the layout (usable before connecting, for estimates) ------------------
+    def layout_sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(macropixels (ny, nx), target shape (h, w)) from the station's layout."""
+        layout = _station_layout(self)
+        macro = _pair(layout.get("macropixels", 16), 16)
+        roi = layout.get("camera_roi") or (0, 0, 64, 64)
+        pool = layout.get("pool", 1)
+        if isinstance(pool, dict):
+            k, s, p = (
+                int(pool.get("kernel", 1)),
+                int(pool.get("stride", 1)),
+                int(pool.get("padding", 0)),
+            )
+        else:
+            k = s = int(pool or 1)
+            p = 0
+        w, h = int(roi[2]), int(roi[3])
+        return macro, ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+    def seconds_per_query(self) -> float:
+        station = getattr(self, "station_config", None) or self.station
+        slm = station.instruments.get("slm") if station is not None else None
+        options = getattr(slm, "options", None) or {}
+        return 1.0 / float(options.get("refresh_hz", 60.0))
+
+    def estimate_queries(self) -> int:
+        raise NotImplementedError
+
+    def estimate(self) -> Estimate:
+        queries = self.estimate_queries()
+        return Estimate(
+            queries=queries,
+            seconds=queries * self.seconds_per_query(),
+            note="hardware time at one frame per SLM refresh; digital training comes on top",
+        )
+
+    # -- validation -----------------------------------------------------------------------
+    def load_targets(self, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+        """The held-out targets at the camera region's shape; resampling is logged."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TargetResampled)
+            try:
+                loaded = load_targets(self.targets, shape, int(self.n_targets))
+            except TargetError as exc:
+                raise BadInput(f"{self.name}: {exc}") from None
+        for warning in caught:
+            self.log.warning("%s", warning.message)
+        return loaded
+
+    def validate(self) -> None:
+        super().validate()
+        if self.exposure_s:
+            try:
+                self.station["camera"].check("exposure_s", self.exposure_s)
+            except ValueError as exc:
+                raise BadInput(f"{self.name}: {exc}") from None
+        _macro, shape = self.layout_sizes()
+        self.load_targets(shape)  # BadInput now, before the run file exists
+
+    # -- helpers for execute() ------------------------------------------------------------
+    def open_bench(self) -> tuple[Any, BenchProjector]:
+        from labpnn.bench import make_bench
+
+        bench = make_bench(self.station, detect="intensity")
+        if self.exposure_s:
+            bench.camera.exposure_s = self.exposure_s
+        self.bench = bench
+        self.projector = BenchProjector(self, bench)
+        ratio = bench.n_in / bench.n_out
+        self.run.set_attrs(
+            "/",
+            slm_dof=bench.n_in,
+            target_pixels=bench.n_out,
+            target_shape=list(bench.pooled_shape),
+            dof_per_target_pixel=ratio,
+            exposure_used_s=float(bench.camera.exposure_s),
+        )
+        if ratio < MIN_DOF_RATIO:
+            self.log.warning(
+                "only %.2f SLM macropixels per target pixel (%d : %d); phase-only projection "
+                "needs about %g or more, so expect lower fidelity",
+                ratio, bench.n_in, bench.n_out, MIN_DOF_RATIO,
+            )  # fmt: skip
+        return bench, self.projector
+
+    def write_targets(self, targets: np.ndarray, names: list[str]) -> None:
+        self.run.write_array("control/targets", targets.astype(np.float32), unit="peak 1")
+        self.run.write_array("control/target_names", np.array(names, dtype="S64"))
+
+    def tick(self, stage: str = "") -> None:
+        """Feed the watchdog and honour an abort, without moving the progress bar."""
+        done, total = getattr(self, "_progress_at", (0.0, 1.0))
+        info = {"stage": stage} if stage else {}
+        self.progress(done, total, **info)
+
+    def set_progress(self, done: float, total: float, **info: Any) -> None:
+        self._progress_at = (done, total)
+        self.progress(done, total, **info)
+
+    def record_evaluation(
+        self,
+        iteration: int,
+        queries: int,
+        phases: np.ndarray,
+        images: np.ndarray,
+        targets: np.ndarray,
+        wall_s: float,
+        **extra: float,
+    ) -> dict[str, float]:
+        """One ``/results`` row and the projections of one evaluation."""
+        flat = targets.reshape(len(targets), -1)
+        fidelity = pearson_fidelity(np.nan_to_num(images), flat, flat=True)
+        stats = summarize(fidelity)
+        row: dict[str, Any] = {
+            "iteration": int(iteration),
+            "queries": int(queries),
+            "fidelity": stats["fidelity"],
+            "fidelity_std": stats["fidelity_std"],
+            "fidelity_p10": stats["fidelity_p10"],
+            "mse": float(np.mean(mse(np.nan_to_num(images), flat, flat=True))),
+            "psnr_db": float(np.mean(psnr(np.nan_to_num(images), flat, flat=True))),
+            "hardware_s": float(self.bench.hardware_s),
+            "time_s": float(self.projector.time_s),
+            "wall_s": float(wall_s),
+        }
+        row.update({k: float(v) for k, v in extra.items()})
+        self.run.append_row(**row)
+        self.run.append_frames("projections", images.reshape(targets.shape).astype(np.float32))
+        self.run.append_trace("fidelity", fidelity.astype(np.float32))  # per target
+        self.run.write_array("control/patterns", phase_codes(phases).reshape(
+            len(phases), *self.bench.macropixels))  # fmt: skip
+        self.run.set_summary(
+            fidelity=stats["fidelity"],
+            fidelity_std=stats["fidelity_std"],
+            queries=int(queries),
+            hardware_s=float(self.bench.hardware_s),
+            saturated_frames=int(self.projector.saturated_frames),
+        )
+        return row
+
+    def relog(self, rows: list[dict[str, Any]]) -> None:
+        """Re-append the result rows a resumed checkpoint holds (no projections: not kept)."""
+        for row in rows:
+            self.run.append_row(**{k: v for k, v in row.items()})
+
+    @staticmethod
+    def now() -> float:
+        return time.perf_counter()
+
+    # -- the report ------------------------------------------------------------------------
+    @classmethod
+    def plot_report(cls, f: Any, figure: Any) -> None:
+        from labpnn.procedures.control.report import plot_control
+
+        plot_control(f, figure)

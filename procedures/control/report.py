@@ -1,0 +1,64 @@
+"""The one-page report of a control run: targets beside projections, fidelity curves.
+
+Reads only plain HDF5 (``/control/targets``, ``/frames/projections``, ``/results``,
+``/traces/fidelity``), so it also draws files written by older versions or still running.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+N_SHOWN = 6
+
+
+def _column(f: Any, name: str) -> np.ndarray | None:
+    return f["results"][name][()] if "results" in f and name in f["results"] else None
+
+
+def plot_control(f: Any, figure: Any) -> None:
+    grid = figure.add_gridspec(3, 2 * N_SHOWN, height_ratios=[1, 1, 2.2])
+    targets = f["control/targets"][()] if "control/targets" in f else None
+    shots = f["frames/projections"] if "frames/projections" in f else None
+    last_fidelity = f["traces/fidelity"][-1] if "traces/fidelity" in f else None
+    if targets is not None and shots is not None and len(shots) >= len(targets):
+        final = shots[len(shots) - len(targets) :]
+        for i in range(min(N_SHOWN, len(targets))):
+            ax = figure.add_subplot(grid[0, 2 * i : 2 * i + 2])
+            ax.imshow(targets[i], cmap="gray")
+            ax.set_axis_off()
+            ax.set_title(f"target {i}", fontsize=8)
+            ax = figure.add_subplot(grid[1, 2 * i : 2 * i + 2])
+            ax.imshow(final[i], cmap="magma")
+            ax.set_axis_off()
+            label = f"r={last_fidelity[i]:.3f}" if last_fidelity is not None else "projected"
+            ax.set_title(label, fontsize=8)
+    iteration, queries = _column(f, "iteration"), _column(f, "queries")
+    fidelity, spread = _column(f, "fidelity"), _column(f, "fidelity_std")
+    if fidelity is None or len(fidelity) == 0:
+        ax = figure.add_subplot(grid[2, :])
+        ax.text(0.5, 0.5, "no evaluation recorded yet", ha="center", va="center")
+        ax.set_axis_off()
+        return
+    p10 = _column(f, "fidelity_p10")
+    half = N_SHOWN
+    for col, (x, label) in enumerate(
+        ((iteration, "outer iteration"), (queries, "hardware queries"))
+    ):
+        ax = figure.add_subplot(grid[2, col * half : (col + 1) * half])
+        ax.plot(x, fidelity, marker="o", label="mean fidelity")
+        ax.fill_between(x, fidelity - spread, fidelity + spread, alpha=0.25, label="± std")
+        if p10 is not None:
+            ax.plot(x, p10, ls=":", color="gray", label="10th percentile")
+        ax.axhline(0.9, color="k", lw=0.8, ls="--", label="S2 floor 0.90")
+        ax.set_xlabel(label)
+        ax.set_ylabel("Pearson fidelity")
+        low = float(np.nanmin(np.concatenate([fidelity - spread, [0.85]])))
+        ax.set_ylim(max(0.0, low - 0.02), 1.0)
+        ax.grid(alpha=0.3)
+        if col == 0:
+            ax.legend(fontsize=7, loc="lower right")
+    ratio = f.attrs.get("dof_per_target_pixel")
+    if ratio is not None:
+        figure.text(0.01, 0.005, f"SLM DOF per target pixel: {float(ratio):.2f}", fontsize=8)

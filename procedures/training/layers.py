@@ -1,0 +1,229 @@
+"""Physical layers as the training procedures use them: one bench, standardised, shared, watched.
+
+A procedure turns its station into a :class:`LabLayer` over the bench's PhysicalLayer
+(``labpnn.bench.make_bench``). The LabLayer
+
+* optionally **standardises** each output, ``(P(x) - mean) / std``, with statistics measured
+  once on random probes in the bench's input range. It is part of the fixed physical transform
+  (a decoder), not a trained parameter: without it the digital maps see a large common mode
+  (e.g. the mean speckle amplitude) and PhyLL's cosine goodness barely moves;
+* never sends a non-finite input row to the hardware (its output row is NaN);
+* calls an ``on_query`` hook after every measurement, so a long epoch on real hardware still
+  feeds the run's watchdog and honours an abort request;
+* carries the bench's checkpointable state (the simulated world) and the standardisation
+  statistics in its ``state_dict``.
+
+A network with several physical layers on one bench queries the same system in turn:
+:meth:`LabLayer.alias` gives the extra layers, which share the bench but no state, so the
+world is checkpointed once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LabLayer", "PhaseFeatureLayer", "PhaseTwin", "phase_features", "probe_inputs"]
+
+
+def probe_inputs(n: int, n_in: int, low: float, high: float, generator: torch.Generator) -> Tensor:
+    """``n`` inputs drawn uniformly from ``[low, high]`` in each of ``n_in`` channels."""
+    return low + (high - low) * torch.rand(n, n_in, generator=generator)
+
+
+class LabLayer:
+    """A PhysicalLayer over ``layer`` with optional output standardisation and a query hook."""
+
+    def __init__(
+        self,
+        layer: Any,
+        *,
+        on_query: Callable[[int], None] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.layer = layer
+        self.n_in = int(layer.n_in)
+        self.n_out = int(layer.n_out)
+        self.on_query = on_query
+        self.name = name or type(layer).__name__
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+
+    # -- the PhysicalLayer protocol -------------------------------------------------------
+    def __call__(self, x: Tensor) -> Tensor:
+        finite = torch.isfinite(x).all(dim=1)
+        if bool(finite.all()):
+            y = torch.as_tensor(self.layer(x), dtype=torch.float32)
+        else:
+            # A bad frame upstream must never reach the hardware (benches refuse NaN drive
+            # signals): its rows stay NaN, which trainers score as 'unknown'.
+            y = torch.full((x.shape[0], self.n_out), float("nan"))
+            if bool(finite.any()):
+                y[finite] = torch.as_tensor(self.layer(x[finite]), dtype=torch.float32)
+        if self.on_query is not None:
+            self.on_query(int(finite.sum()))
+        if self.mean is not None:
+            y = (y - self.mean) / self.std
+        return y
+
+    @property
+    def queries(self) -> int:
+        return int(getattr(self.layer, "queries", 0))
+
+    @property
+    def hardware_s(self) -> float:
+        return float(getattr(self.layer, "hardware_s", 0.0))
+
+    # -- standardisation ------------------------------------------------------------------
+    @property
+    def standardised(self) -> bool:
+        return self.mean is not None
+
+    def standardise(
+        self, n_samples: int, low: float, high: float, generator: torch.Generator
+    ) -> dict[str, float]:
+        """Measure ``n_samples`` random probes and standardise on them; returns their cost.
+
+        Outputs that do not vary over the probes keep unit scale. Non-finite probe outputs
+        (bad frames) are left out of the statistics.
+        """
+        if n_samples < 2:
+            raise ValueError(f"standardisation needs at least 2 probes, got {n_samples}")
+        queries, hardware_s = self.queries, self.hardware_s
+        self.mean = self.std = None
+        probes = probe_inputs(n_samples, self.n_in, low, high, generator)
+        y = self(probes)
+        finite = torch.isfinite(y).all(dim=1)
+        if finite.sum() < 2:
+            raise RuntimeError(
+                f"{self.name}: only {int(finite.sum())} of {n_samples} standardisation probes "
+                "gave finite outputs; check the bench (camera, sound card, VNA) and retry"
+            )
+        self.set_statistics(y[finite].mean(dim=0), y[finite].std(dim=0))
+        return {
+            "queries": self.queries - queries,
+            "hardware_s": self.hardware_s - hardware_s,
+            "probes": n_samples,
+            "bad_probes": int((~finite).sum()),
+        }
+
+    def set_statistics(self, mean: Any, std: Any) -> None:
+        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
+        std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
+        if mean.shape != (self.n_out,) or std.shape != (self.n_out,):
+            raise ValueError(f"standardisation statistics must have shape [{self.n_out}]")
+        spread = std.clone()
+        spread[~(spread > 1e-12 * (mean.abs().max() + 1e-30))] = 1.0
+        self.mean, self.std = mean.clone(), spread
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"standardised": self.standardised}
+        if self.standardised:
+            state["mean"], state["std"] = self.mean.clone(), self.std.clone()
+        if callable(getattr(self.layer, "state_dict", None)):
+            state["bench"] = self.layer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("standardised"):
+            self.set_statistics(state["mean"], state["std"])
+        else:
+            self.mean = self.std = None
+        if "bench" in state and callable(getattr(self.layer, "load_state_dict", None)):
+            self.layer.load_state_dict(state["bench"])
+
+    def alias(self) -> _Alias:
+        """The same physical layer, used again deeper in the network (no state of its own)."""
+        return _Alias(self)
+
+    def __repr__(self) -> str:
+        scaled = ", standardised" if self.standardised else ""
+        return f"LabLayer({self.name}, n_in={self.n_in}, n_out={self.n_out}{scaled})"
+
+
+class _Alias:
+    """A second use of a :class:`LabLayer`: measures through it, owns no checkpoint state."""
+
+    def __init__(self, target: LabLayer) -> None:
+        self.target = target
+        self.n_in, self.n_out = target.n_in, target.n_out
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.target(x)
+
+    @property
+    def queries(self) -> int:
+        return self.target.queries
+
+    @property
+    def hardware_s(self) -> float:
+        return self.target.hardware_s
+
+    def __repr__(self) -> str:
+        return f"again({self.target!r})"
+
+
+def phase_features(x: Tensor, period: float) -> Tensor:
+    """``[cos(2πx/p), sin(2πx/p)]``: a periodic input as a point on the unit circle."""
+    angle = (2 * math.pi / period) * x
+    return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
+
+
+class PhaseFeatureLayer:
+    """A bench with periodic inputs seen through :func:`phase_features`, for fitting twins.
+
+    Its ``n_in`` is twice the bench's: it takes ``[cos, sin]`` of each input's angle, recovers the
+    input and measures it, so a twin fitted on it learns the bench as a function of the angles.
+    Interference makes outputs smooth in ``exp(iφ)``, which an MLP fits far better than φ itself.
+    """
+
+    def __init__(self, layer: Any, period: float) -> None:
+        self.layer, self.period = layer, float(period)
+        self.n_in, self.n_out = 2 * int(layer.n_in), int(layer.n_out)
+
+    def __call__(self, features: Tensor) -> Tensor:
+        half = features.shape[1] // 2
+        angle = torch.atan2(features[:, half:], features[:, :half])
+        return self.layer(torch.remainder(angle * (self.period / (2 * math.pi)), self.period))
+
+    @property
+    def queries(self) -> int:
+        return int(getattr(self.layer, "queries", 0))
+
+    @property
+    def hardware_s(self) -> float:
+        return float(getattr(self.layer, "hardware_s", 0.0))
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Features of ``n`` inputs drawn uniformly over one period."""
+        angle = 2 * math.pi * torch.rand(n, self.n_in // 2, generator=generator)
+        return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
+
+
+class PhaseTwin(nn.Module):
+    """A twin of a bench with periodic inputs: ``f(cos 2πx/p, sin 2πx/p)``, periodic by design.
+
+    Keeps the wrapped twin's ``report`` and ``flops_per_sample`` so trainers book its costs.
+    """
+
+    def __init__(self, twin: nn.Module, period: float) -> None:
+        super().__init__()
+        self.twin = twin
+        self.period = float(period)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.twin(phase_features(x, self.period))
+
+    @property
+    def report(self) -> dict:
+        return getattr(self.twin, "report", {})
+
+    @property
+    def flops_per_sample(self) -> float:
+        return float(getattr(self.twin, "flops_per_sample", 0.0))

@@ -1,0 +1,125 @@
+"""``train-pat``: physics-aware training, the bench in the forward pass and a twin in the backward.
+
+The network is ``x -> D_0 -> P -> D_1 -> P -> ... -> readout`` (:class:`labpnn.learning.PhysicsAwareTrainer`):
+every forward pass is measured on the bench and the gradient through each physical layer is the
+twin's vector-Jacobian product at the measured activations. The twin is the latest one in the
+calibration registry that fits the bench (``twin=auto``, or ``registry`` to insist on one), else it
+is fitted first on ``twin_samples`` measured pairs and registered (``twin=fit`` always fits). The
+twin's data are counted in the run's queries (``twin_queries``), as S8 requires.
+
+Example::
+
+    labpnn run fit-twin --station acoustic-sim
+    labpnn run train-pat --station acoustic-sim --set epochs=100
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from labpnn.errors import BadInput
+from labpnn.learning import PhysicsAwareTrainer, Trainer
+from labpnn.procedure import ListParameter
+from labpnn.procedures.training.common import PhysicalTrainingProcedure, book_costs
+from labpnn.procedures.training.ff import parse_widths
+from labpnn.procedures.training.twin import (
+    TWIN_KIND,
+    TwinParameters,
+    blank_twin,
+    fit_bench_twin,
+    load_twin,
+    save_twin,
+)
+
+__all__ = ["TrainPAT", "TwinTrainingProcedure"]
+
+
+class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
+    """Training that needs a digital twin of the bench: PAT and in-silico."""
+
+    family: ClassVar[str] = "pat"
+    trainer_class: ClassVar[type] = PhysicsAwareTrainer
+
+    twin = ListParameter(
+        "Twin (auto = latest registered else fit one, registry = must exist, fit = fit anew)",
+        choices=["auto", "registry", "fit"],
+        default="auto",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        parse_widths(self.twin_hidden)
+        if self.twin == "registry" and self.registry.latest(TWIN_KIND) is None:
+            raise BadInput(
+                f"{self.name}: twin=registry but station '{self.station.name}' has no registered "
+                f"twin; run `labpnn run fit-twin --station {self.station.name}` first, or use "
+                "twin=auto to fit one in this run"
+            )
+
+    def obtain_twin(self, resume_meta: dict | None) -> tuple[Any, dict, dict]:
+        """(twin, its description, fitting cost to book) for a fresh start or a resume."""
+        layer = self.physical_layer()
+        if resume_meta is not None:  # the checkpoint holds the twin's tensors
+            meta = resume_meta["extra"]["twin"]
+            return blank_twin(meta), meta, {}
+        if self.twin != "fit":
+            found = load_twin(self.registry, layer, bool(self.standardise))
+            if found is not None:
+                twin, meta = found
+                self.log.info(
+                    "using registered twin #%s (validation NRMSE %.3f, %.0f s old)",
+                    meta["registry_id"], meta.get("validation_nrmse") or float("nan"), meta["age_s"],
+                )  # fmt: skip
+                return twin, meta, {}
+            if self.twin == "registry":
+                raise BadInput(f"no registered twin fits this bench ({layer.n_in}->{layer.n_out})")
+        probe_cost = self.standardise_on_probes()
+        twin, meta = fit_bench_twin(self, layer, probe_cost)
+        meta["registry_id"] = save_twin(self, twin, meta, layer)
+        return twin, meta, {}
+
+    def build(self, task: Any, resume_meta: dict | None) -> Trainer:
+        twin, meta, _ = self.obtain_twin(resume_meta)
+        self.twin_meta = {k: v for k, v in meta.items() if k not in ("age_s",)}
+        stack = self.physical_stack()
+        trainer = self.trainer_class(
+            stack,
+            [twin] * len(stack),
+            n_classes=task.n_classes,
+            lr=float(self.setting("lr")),
+            batch_size=self.batch,
+            seed=int(self.seed),
+            divergence_bound=float(self.divergence_bound),
+        )
+        if resume_meta is None and len(stack) > 1:
+            # The twin's data were booked once per physical layer; the layers share one twin.
+            report = getattr(twin, "report", {})
+            book_costs(
+                trainer,
+                queries=-(len(stack) - 1) * int(report.get("queries", 0)),
+                hardware_s=-(len(stack) - 1) * float(report.get("hardware_s", 0.0)),
+                digital_flops=-(len(stack) - 1) * float(report.get("digital_flops", 0.0)),
+                twin=True,
+            )
+        return trainer
+
+    def checkpoint_extra(self) -> dict:
+        return {"twin": self.twin_meta}
+
+    def setup_queries(self) -> int:
+        if self.twin == "registry":
+            return 0
+        return super().setup_queries() + int(self.twin_samples)
+
+    def queries_per_epoch(self, n_train: int, n_classes: int) -> int:
+        return n_train * self.n_layers  # one measured forward pass per sample
+
+    def queries_per_evaluation(self, n_rows: int, n_classes: int) -> int:
+        return n_rows * self.n_layers
+
+
+class TrainPAT(TwinTrainingProcedure):
+    """Physics-aware training of the digital maps around the bench's physical layers."""
+
+    name: ClassVar[str] = "train-pat"
+    default_station: ClassVar[str] = "acoustic-sim"

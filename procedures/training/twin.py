@@ -1,0 +1,219 @@
+"""``fit-twin``: measure input/output pairs on the bench, fit a digital twin, register it.
+
+The twin models the bench as the training procedures see it (a :class:`LabLayer`, standardised
+on random probes unless ``standardise=false``). Inputs are drawn uniformly from the bench's probe
+interval (0..1: tone amplitudes, metasurface levels, SLM phases in turns). The twin goes into the
+calibration registry as kind ``twin``: its arrays are the twin's state tensors (``twin.<name>``)
+and the standardisation (``standardise.mean``/``standardise.std``); its metrics say what fitting
+cost (``queries``, ``hardware_s``, ``digital_flops``) and how well it fits
+(``validation_nrmse``). ``train-pat`` and ``train-insilico`` use the latest one.
+
+Example::
+
+    labpnn run fit-twin --station acoustic-sim --set samples=10000
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from labpnn.errors import BadInput
+from labpnn.learning import DigitalTwin, fit_twin
+from labpnn.procedure import Estimate, FloatParameter, IntegerParameter, LabProcedure, Parameter
+from labpnn.procedures.training.common import BenchAccess, seconds_per_query
+from labpnn.procedures.training.ff import parse_widths
+from labpnn.procedures.training.layers import LabLayer, PhaseFeatureLayer, PhaseTwin
+
+__all__ = ["FitTwin", "TwinParameters", "fit_bench_twin", "load_twin", "save_twin", "blank_twin"]
+
+TWIN_KIND = "twin"
+
+
+class TwinParameters:
+    """Mixin: how a twin is fitted (shared by fit-twin, train-pat and train-insilico)."""
+
+    twin_samples = IntegerParameter(
+        "Measured pairs for the twin", default=10_000, minimum=10, maximum=10**8
+    )
+    twin_epochs = IntegerParameter("Twin fitting epochs", default=200, minimum=1, maximum=100_000)
+    twin_hidden = Parameter("Twin hidden widths, comma separated", default="128,128")
+    twin_lr = FloatParameter("Twin learning rate", default=1e-3, minimum=0.0, maximum=10.0)
+
+
+def blank_twin(meta: dict) -> torch.nn.Module:
+    """An unfitted twin of the shape ``meta`` describes (to load fitted tensors into)."""
+    period = meta.get("input_period")
+    n_in = int(meta["n_in"]) * (2 if period else 1)
+    twin: torch.nn.Module = DigitalTwin(
+        n_in, int(meta["n_out"]), tuple(int(w) for w in meta["hidden"])
+    )
+    if period:
+        twin = PhaseTwin(twin, float(period))
+    return twin.eval().requires_grad_(False)
+
+
+def fit_bench_twin(
+    procedure: Any, layer: LabLayer, probe_cost: dict
+) -> tuple[torch.nn.Module, dict]:
+    """Measure ``twin_samples`` random inputs through ``layer`` and fit a twin to them.
+
+    On benches whose inputs are periodic (SLM phases) the twin is fitted on ``[cos, sin]`` of the
+    inputs' angles and wrapped in a :class:`PhaseTwin`. Returns the twin and the JSON description
+    that :func:`blank_twin` and the registry use. The twin's ``report`` counts the
+    standardisation probes as well as the measured pairs.
+    """
+    defaults = procedure.bench_defaults
+    low, high = defaults.probe
+    hidden = parse_widths(procedure.twin_hidden)
+    procedure.log.info(
+        "fitting a twin of the %s bench on %d measured pairs (hidden %s)",
+        procedure.bench_kind, procedure.twin_samples, list(hidden),
+    )  # fmt: skip
+    start = time.perf_counter()
+    period = defaults.input_period
+    measured = PhaseFeatureLayer(layer, period) if period else layer
+    twin = fit_twin(
+        measured,
+        int(procedure.twin_samples),
+        measured.sample
+        if period
+        else lambda n, generator: (
+            low + (high - low) * torch.rand(n, layer.n_in, generator=generator)
+        ),
+        hidden=hidden,
+        epochs=int(procedure.twin_epochs),
+        lr=float(procedure.twin_lr),
+        seed=int(procedure.seed),
+    )
+    report = dict(twin.report)
+    report["queries"] += int(probe_cost.get("queries", 0))
+    report["hardware_s"] += float(probe_cost.get("hardware_s", 0.0))
+    report["fit_wall_s"] = time.perf_counter() - start
+    twin.report = report
+    meta = {
+        "n_in": layer.n_in,
+        "n_out": layer.n_out,
+        "hidden": list(hidden),
+        "input_period": defaults.input_period,
+        "probe": [low, high],
+        "standardised": layer.standardised,
+        "bench": procedure.bench_kind,
+    }
+    wrapped: torch.nn.Module = twin
+    if period:
+        wrapped = PhaseTwin(twin, period).eval().requires_grad_(False)
+    procedure.log.info(
+        "twin fitted: validation NRMSE %.3f (0 is perfect, 1 predicts only the mean)",
+        report.get("validation_nrmse") or float("nan"),
+    )
+    return wrapped, {**meta, **report}
+
+
+def save_twin(
+    procedure: Any,
+    twin: torch.nn.Module,
+    metrics: dict,
+    layer: LabLayer,
+    valid_for_s: float | None = None,
+) -> int:
+    """Store the twin in the calibration registry (kind ``twin``) and in this run's file."""
+    arrays = {f"twin.{k}": v.detach().numpy() for k, v in _core(twin).state_dict().items()}
+    if layer.standardised:
+        arrays["standardise.mean"] = layer.mean.numpy()
+        arrays["standardise.std"] = layer.std.numpy()
+    for name, value in arrays.items():
+        procedure.run.write_array(f"calibration/{name}", value)
+    procedure.run.set_attrs("calibration", twin=metrics)
+    return procedure.registry.save(
+        TWIN_KIND, arrays, metrics=metrics, run_file=procedure.run.path, valid_for_s=valid_for_s
+    )
+
+
+def load_twin(
+    registry: Any, layer: LabLayer, standardise: bool
+) -> tuple[torch.nn.Module, dict] | None:
+    """The latest registered twin that fits ``layer``, with the layer set to its standardisation.
+
+    A twin fits when its widths match and it was fitted with (or without) standardisation as
+    asked. Its ``report`` is the fitting cost, so trainers count that data (S8).
+    """
+    for cal in reversed(registry.history(TWIN_KIND)):
+        meta = cal.metrics
+        if cal.expired:
+            continue
+        if (int(meta.get("n_in", -1)), int(meta.get("n_out", -1))) != (layer.n_in, layer.n_out):
+            continue
+        if bool(meta.get("standardised")) != bool(standardise):
+            continue
+        arrays = cal.arrays()
+        twin = blank_twin(meta)
+        state = {k.removeprefix("twin."): torch.from_numpy(v) for k, v in arrays.items()
+                 if k.startswith("twin.")}  # fmt: skip
+        _core(twin).load_state_dict(state)
+        if standardise:
+            layer.set_statistics(arrays["standardise.mean"], arrays["standardise.std"])
+        _core(twin).report = {
+            key: meta[key] for key in ("queries", "hardware_s", "digital_flops") if key in meta
+        }
+        return twin, {**meta, "registry_id": cal.id, "run_file": cal.run_file, "age_s": cal.age_s}
+    return None
+
+
+def _core(twin: torch.nn.Module) -> torch.nn.Module:
+    """The DigitalTwin inside any input wrapper."""
+    return twin.twin if isinstance(twin, PhaseTwin) else twin
+
+
+class FitTwin(TwinParameters, BenchAccess, LabProcedure):
+    """Fit a digital twin of the bench's physical layer and put it in the calibration registry."""
+
+    name: ClassVar[str] = "fit-twin"
+    bench_kinds: ClassVar[tuple[str, ...]] = ("acoustic", "microwave", "optical")
+    default_station: ClassVar[str] = "acoustic-sim"
+    watchdog_s: ClassVar[float] = 900.0
+
+    seed = IntegerParameter("Seed", default=0, minimum=0, maximum=2**31 - 1)
+    valid_for_h = FloatParameter(
+        "Hours the twin stays valid (0 = until replaced)", default=0.0, minimum=0.0, maximum=1e6
+    )
+
+    @property
+    def bench_kind(self) -> str:
+        station = (
+            self.station if self.station is not None else getattr(self, "station_config", None)
+        )
+        return station.bench.kind if station is not None else ""
+
+    def validate(self) -> None:
+        super().validate()
+        parse_widths(self.twin_hidden)
+        if self.twin_samples < 10:
+            raise BadInput(f"twin_samples={self.twin_samples}: measure at least 10 pairs")
+
+    def estimate(self) -> Estimate:
+        queries = int(self.twin_samples) + (
+            int(self.standardise_samples) if self.standardise else 0
+        )
+        config = getattr(self, "station_config", None)
+        per_query = seconds_per_query(config) if config is not None else 0.0
+        return Estimate(queries=queries, seconds=queries * per_query, note="hardware time only")
+
+    def execute(self) -> None:
+        layer = self.physical_layer()
+        probe_cost = self.standardise_on_probes()
+        twin, metrics = fit_bench_twin(self, layer, probe_cost)
+        valid_for_s = float(self.valid_for_h) * 3600 or None
+        registry_id = save_twin(self, twin, metrics, layer, valid_for_s)
+        self.run.set_summary(
+            queries=int(metrics["queries"]),
+            hardware_s=float(metrics["hardware_s"]),
+            digital_flops=float(metrics["digital_flops"]),
+            twin_validation_nrmse=float(metrics.get("validation_nrmse") or np.nan),
+            twin_train_nrmse=float(metrics.get("train_nrmse") or np.nan),
+            registry_id=int(registry_id),
+        )
+        self.progress(1, 1)

@@ -1,0 +1,127 @@
+"""The pieces the training procedures stand on, checked in-process (no bench, no subprocess)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from labpnn.errors import BadInput
+from labpnn.learning import DigitalTwin, PhyLL
+from labpnn.physical import FunctionLayer
+from labpnn.procedures.training.layers import LabLayer, PhaseFeatureLayer, PhaseTwin
+from labpnn.procedures.training.pat import TrainPAT
+from labpnn.procedures.training.phyll import TrainPhyLL
+from labpnn.procedures.training.task import fit_task, load_task
+from labpnn.station import StationConfig
+from tests.training.conftest import VOWELS_CSV
+
+
+def _physics(n_in: int = 20, n_out: int = 16):
+    matrix = torch.randn(n_in, n_out, generator=torch.Generator().manual_seed(5)) / n_in**0.5
+    return FunctionLayer(lambda x: 3.0 + torch.tanh(x @ matrix), n_in, n_out, name="tanh")
+
+
+def test_vowels_are_scaled_into_the_bench_range_and_padded_to_its_width():
+    ds = load_task("vowels", 0, str(VOWELS_CSV) if VOWELS_CSV.is_file() else "")
+    fitted, meta = fit_task(ds, n_in=256, input_range=0.5)
+    assert fitted.x_train.shape == (206, 256) and fitted.n_inputs == 256
+    assert fitted.x_train.max() == pytest.approx(0.5) and fitted.x_train.min() >= 0
+    assert torch.all(fitted.x_train[:, 20:] == 0) and torch.all(fitted.x_test[:, 20:] == 0)
+    assert torch.equal(fitted.y_test, ds.y_test) and fitted.n_label_slots == 8
+    assert meta["zero_padding"] == 236 and meta["input_range"] == 0.5
+    assert meta["source"] in ("hillenbrand-csv", "synthetic")
+
+
+def test_a_task_wider_than_the_bench_says_which_layout_would_fit():
+    with pytest.raises(BadInput, match="74 inputs .* takes 20; choose a bench layout"):
+        fit_task(load_task("digits", 0), n_in=20, input_range=1.0)
+
+
+def test_a_missing_csv_names_the_path_the_variable_and_the_synthetic_default(tmp_path, monkeypatch):
+    with pytest.raises(BadInput, match="dataset_path.*LABPNN_VOWELS_CSV.*synthetic"):
+        load_task("vowels", 0, str(tmp_path / "absent.csv"))
+    monkeypatch.setenv("LABPNN_VOWELS_CSV", str(tmp_path / "also-absent.csv"))
+    with pytest.raises(BadInput, match="from LABPNN_VOWELS_CSV"):
+        load_task("vowels", 0, "")
+    monkeypatch.delenv("LABPNN_VOWELS_CSV")
+    assert load_task("vowels", 0, "").meta["source"] == "synthetic"
+
+
+def test_the_lab_layer_standardises_on_probes_and_checkpoints_its_statistics():
+    layer = LabLayer(_physics())
+    cost = layer.standardise(512, 0.0, 1.0, torch.Generator().manual_seed(0))
+    assert cost["queries"] == 512 and cost["bad_probes"] == 0
+    y = layer(torch.rand(2000, 20, generator=torch.Generator().manual_seed(1)))
+    assert y.mean(dim=0).abs().max() < 0.15 and (y.std(dim=0) - 1).abs().max() < 0.15
+    other = LabLayer(_physics())
+    other.load_state_dict(layer.state_dict())
+    x = torch.rand(5, 20)
+    assert torch.allclose(other(x), layer(x))
+    # a second use of the same bench shares it but owns no checkpoint state
+    again = layer.alias()
+    assert not hasattr(again, "state_dict") and torch.allclose(again(x), layer(x))
+
+
+def test_a_nan_row_never_reaches_the_bench_and_comes_back_nan():
+    sent = []
+    inner = FunctionLayer(lambda x: (sent.append(x.clone()), x[:, :4])[1], 8, 4)
+    layer = LabLayer(inner)
+    x = torch.rand(3, 8)
+    x[1, 2] = float("nan")
+    y = layer(x)
+    assert torch.isnan(y[1]).all() and torch.isfinite(y[[0, 2]]).all()
+    assert sent[0].shape == (2, 8) and inner.queries == 2
+
+
+def test_phyll_trains_on_a_lab_layer_stack_sharing_one_physical_layer():
+    ds, _ = fit_task(load_task("vowels", 0, ""), 20, 1.0)
+    layer = LabLayer(_physics(20, 20))
+    layer.standardise(256, 0.0, 1.0, torch.Generator().manual_seed(0))
+    model = PhyLL([layer, layer.alias()], 7, n_label_slots=8, lr=3e-3, seed=0)
+    model.fit(ds, epochs=20, eval_every=20)
+    assert model.history[-1]["test_accuracy"] > 0.6  # chance is 1/7
+    arrays, _ = model.checkpoint_state()
+    assert any(k.startswith("state.physical.0.mean") for k in arrays)
+    assert not any(k.startswith("state.physical.1") for k in arrays)  # the alias: no second copy
+
+
+def test_a_phase_twin_is_periodic_and_fits_on_angle_features():
+    bench = FunctionLayer(lambda x: torch.cos(2 * torch.pi * x[:, :3]), 5, 3)
+    features = PhaseFeatureLayer(bench, period=1.0)
+    f = features.sample(4, torch.Generator().manual_seed(0))
+    assert f.shape == (4, 10) and bench.queries == 0
+    twin = PhaseTwin(DigitalTwin(10, 3, (16,)), period=1.0)
+    x = torch.rand(6, 5)
+    assert torch.allclose(twin(x), twin(x + 1.0), atol=1e-5)
+    assert torch.allclose(twin(x), twin(x - 3.0), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "station, expected",
+    [
+        (
+            "acoustic-sim",
+            {"layers": 2, "lr": 5e-4, "epochs": 200, "skip": "on", "input_range": 1.0},
+        ),
+        ("microwave-sim", {"layers": 3, "lr": 2.5e-4, "epochs": 100, "skip": "on"}),
+        ("optical-sim", {"layers": 2, "skip": "off", "input_range": 0.5, "batch_size": 256}),
+    ],
+)
+def test_zero_and_auto_parameters_mean_the_benchs_published_settings(station, expected):
+    procedure = TrainPhyLL()
+    procedure.station_config = StationConfig.load(station)
+    for key, value in expected.items():
+        assert procedure.setting(key) == value, key
+    procedure.set_parameter("lr", "1e-3")
+    assert procedure.setting("lr") == 1e-3  # an explicit value always wins
+
+
+def test_pat_estimates_twin_data_training_and_evaluation_queries():
+    procedure = TrainPAT()
+    procedure.station_config = StationConfig.load("acoustic-sim")
+    for key, value in {"epochs": 10, "eval_every": 5, "twin_samples": 1000}.items():
+        procedure.set_parameter(key, value)
+    estimate = procedure.estimate()
+    # probes + twin pairs + 10 epochs x 206 x 2 layers + 2 evaluations x 258 rows x 2 layers
+    assert estimate.queries == 256 + 1000 + 10 * 206 * 2 + 2 * 258 * 2
+    assert estimate.seconds == pytest.approx(estimate.queries * 0.3)

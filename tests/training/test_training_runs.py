@@ -1,0 +1,159 @@
+"""Training runs through the real CLI, in subprocesses, on the simulated acoustic bench."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import labpnn_cmd
+from tests.training.conftest import VOWELS_CSV, checkpoint_meta, results, run_path, summary
+
+SMALL = ["--set", "standardise_samples=64", "--no-progress"]
+VOWELS = ["--set", f"dataset_path={VOWELS_CSV}"] if VOWELS_CSV.is_file() else []
+SUMMARY_KEYS = {
+    "test_accuracy", "best_test_accuracy", "train_accuracy", "queries", "hardware_s",
+    "digital_flops",
+}  # fmt: skip
+
+
+def _run_files(data_dir: Path) -> list[Path]:
+    return sorted(Path(data_dir).rglob("*.h5"))
+
+
+def test_a_killed_phyll_run_resumes_to_the_same_final_metrics(labpnn, lab_dirs, direct_station):
+    """SIGKILL after the first checkpoint, `labpnn resume`: final metrics equal an uninterrupted run."""
+    station = direct_station("acoustic")
+    args = ["run", "train-phyll", "--station", station, *VOWELS, *SMALL,
+            "--set", "epochs=6", "--set", "eval_every=2", "--set", "checkpoint_every=2",
+            "--set", "train_eval_samples=30", "--set", "seed=3"]  # fmt: skip
+    reference = labpnn(*args)
+    assert reference.returncode == 0, reference.stderr
+    expected = summary(run_path(reference))
+
+    proc = subprocess.Popen(labpnn_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, victim = time.time() + 300, None
+    while time.time() < deadline and victim is None:
+        for path in _run_files(lab_dirs[0]):
+            meta = (
+                checkpoint_meta(str(path)) if path.name != Path(run_path(reference)).name else None
+            )
+            if meta and meta["epoch"] >= 2:
+                proc.send_signal(signal.SIGKILL)
+                victim = path
+                break
+        time.sleep(0.02)
+    proc.wait(timeout=30)
+    assert victim is not None, "the run never wrote its first checkpoint"
+    with h5py.File(victim, "r", libver="latest", swmr=True) as f:
+        assert f.attrs["status"] == "running", "the run finished before it could be killed"
+        keys = list(f["checkpoints/latest"])
+    # the checkpoint holds the models, the optimisers, the generators and the simulated world
+    assert any(k.startswith("state.stateful.digital") for k in keys)
+    assert any(k.startswith("state.stateful.optimizer.0.state") for k in keys)
+    assert any(k.startswith("state.generators.train") for k in keys)
+    assert any(k.startswith("state.physical.0.bench") for k in keys)
+    assert any(k.startswith("state.physical.0.mean") for k in keys)
+
+    resumed = labpnn("resume", str(victim), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    got = summary(run_path(resumed))
+    for key in SUMMARY_KEYS | {"eval_queries", "skipped_batches", "epochs"}:
+        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-6), key
+    # the resumed file holds every epoch, and they match the uninterrupted run's
+    ref_cols, new_cols = results(run_path(reference)), results(run_path(resumed))
+    np.testing.assert_allclose(new_cols["epoch"], ref_cols["epoch"])
+    for column in ("test_accuracy", "loss_layer1", "loss_layer2", "queries", "digital_flops"):
+        np.testing.assert_allclose(new_cols[column], ref_cols[column], rtol=1e-6, atol=1e-6)
+
+
+def test_a_missing_vowel_csv_is_bad_input_that_says_what_to_do(labpnn, lab_dirs, tmp_path):
+    missing = tmp_path / "nowhere" / "vowels.csv"
+    res = labpnn("run", "train-phyll", "--set", f"dataset_path={missing}", "--no-progress")
+    assert res.returncode == 2, res.stderr
+    assert str(missing) in res.stderr and "synthetic" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert _run_files(lab_dirs[0]) == []
+
+
+def test_dry_run_counts_training_and_label_trying_evaluation(labpnn, lab_dirs):
+    res = labpnn("run", "train-phyll", "--station", "acoustic-sim", "--set", "epochs=10",
+                 "--set", "eval_every=5", "--dry-run")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # 256 probes + 10 epochs x 2 x 206 x 2 layers + 2 evaluations x 258 rows x 7 labels x 2 layers
+    assert f"about {256 + 10 * 824 + 2 * 258 * 7 * 2} hardware queries" in res.stdout
+    assert _run_files(lab_dirs[0]) == []
+
+
+def test_nan_frames_skip_and_count_batches_and_show_in_the_accuracy(labpnn, direct_station):
+    # Probes (64) and two full-batch epochs (2 x 412 x 2 layers) measure fine, then every frame is NaN.
+    station = direct_station("acoustic", faults={"nan_after_calls": 64 + 2 * 824})
+    res = labpnn("run", "train-phyll", "--station", station, *VOWELS, *SMALL,
+                 "--set", "epochs=4", "--set", "eval_every=4")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    path = run_path(res)
+    got, cols = summary(path), results(path)
+    assert got["skipped_batches"] == 2
+    np.testing.assert_array_equal(cols["skipped_batches"], [0, 0, 1, 2])
+    assert np.isfinite(cols["loss"][:2]).all() and np.isnan(cols["loss"][2:]).all()
+    assert got["test_accuracy"] == 0.0  # NaN frames become 'unknown' predictions, never a class
+    assert "every batch was skipped" in res.stderr
+
+
+def test_a_diverging_loss_fails_the_run_and_keeps_the_last_good_checkpoint(labpnn, direct_station):
+    station = direct_station("acoustic")
+    res = labpnn("run", "train-phyll", "--station", station, *VOWELS, *SMALL,
+                 "--set", "epochs=3", "--set", "divergence_bound=0.5")  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "diverged" in res.stderr
+    path = run_path(res)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["status"] == "failed"
+    assert checkpoint_meta(path)["epoch"] == 0  # the last good state: before the first update
+
+
+def test_fit_twin_registers_a_twin_that_pat_and_insilico_use_and_count(labpnn, direct_station):
+    station = direct_station("acoustic")
+    twin = labpnn("run", "fit-twin", "--station", station, *SMALL,
+                  "--set", "twin_samples=300", "--set", "twin_epochs=5")  # fmt: skip
+    assert twin.returncode == 0, twin.stderr
+    twin_summary = summary(run_path(twin))
+    assert twin_summary["queries"] == 364 and 0 <= twin_summary["twin_validation_nrmse"]
+    with h5py.File(run_path(twin), "r") as f:
+        assert "calibration/twin.mlp.0.weight" in f and "calibration/standardise.mean" in f
+
+    for procedure in ("train-pat", "train-insilico"):
+        res = labpnn("run", procedure, "--station", station, *VOWELS, *SMALL,
+                     "--set", "twin=registry", "--set", "epochs=2")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        got = summary(run_path(res))
+        assert SUMMARY_KEYS <= set(got)
+        assert got["twin_queries"] == 364  # the twin's data count once, though two layers use it
+        assert "using registered twin" in res.stderr
+    # in-silico logs what its twin believes next to what the bench measures
+    assert np.isfinite(results(run_path(res))["twin_test_accuracy"][-1])
+
+
+def test_pat_without_a_registered_twin_is_bad_input_when_one_is_required(labpnn, lab_dirs):
+    res = labpnn("run", "train-pat", "--set", "twin=registry", "--no-progress")
+    assert res.returncode == 2 and "fit-twin" in res.stderr
+    assert _run_files(lab_dirs[0]) == []
+
+
+def test_forward_forward_is_a_run_too_and_the_report_plots_it(labpnn, tmp_path):
+    res = labpnn("run", "train-ff", "--set", "dataset=digits", "--set", "hidden=64",
+                 "--set", "epochs=2", "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    path = run_path(res)
+    got = summary(path)
+    assert SUMMARY_KEYS <= set(got) and got["queries"] == 0 and got["digital_flops"] > 0
+    with h5py.File(path, "r") as f:
+        assert '"source": "sklearn-digits"' in f.attrs["dataset"]
+    png = tmp_path / "ff.png"
+    assert labpnn("report", path, "-o", str(png)).returncode == 0
+    assert png.stat().st_size > 10_000
