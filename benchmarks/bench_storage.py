@@ -42,8 +42,9 @@ def raw_h5py(path: Path, frames: np.ndarray) -> float:
     t0 = time.perf_counter()
     _, h, w = frames.shape
     f = h5py.File(path, "w", libver="latest")
-    ds = f.create_dataset("frames", shape=(0, h, w), maxshape=(None, h, w), dtype=frames.dtype,
-                          chunks=(1, h, w))
+    ds = f.create_dataset(
+        "frames", shape=(0, h, w), maxshape=(None, h, w), dtype=frames.dtype, chunks=(1, h, w)
+    )
     ts = f.create_dataset("t", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,))
     f.swmr_mode = True
     last = time.monotonic()
