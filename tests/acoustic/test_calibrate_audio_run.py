@@ -4,8 +4,17 @@ import json
 
 
 def test_calibrate_audio_reports_latency_and_registers_a_calibration(labpnn, lab_dirs):
-    res = labpnn("run", "calibrate-audio", "--station", "acoustic-sim", "--set", "n_calls=8",
-                 "--set", "n_average=2", "--no-progress")
+    res = labpnn(
+        "run",
+        "calibrate-audio",
+        "--station",
+        "acoustic-sim",
+        "--set",
+        "n_calls=8",
+        "--set",
+        "n_average=2",
+        "--no-progress",
+    )
     assert res.returncode == 0, res.stderr
     shown = json.loads(labpnn("show", res.stdout.strip().splitlines()[-1], "--json").stdout)
     summary = shown["summary"]
