@@ -518,6 +518,13 @@ def serve_vna(
     world = MicrowaveWorld({}, simulation, {}, serve_metasurface=metasurface)
     stop = stop or threading.Event()
     announce = announce or (lambda line: print(line, flush=True))
+    if threading.current_thread() is threading.main_thread():
+        # Explicit handlers: a process started in the background by a shell inherits
+        # SIGINT as *ignored*, and Python then never raises KeyboardInterrupt.
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     try:
         announce(f"mock VNA listening: {world.vna_address}")
         if metasurface:
