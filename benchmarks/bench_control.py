@@ -12,10 +12,12 @@ the simulated bench really delivers 100 frames/s through the drivers.
 Studies (minutes each; results go to ``benchmarks/out/control_<name>.json``):
 
 * ``efficiency``: fidelity against hardware queries for control-actor and control-vae, with
-  round-0 probes of 2048, 4096 and 6144 patterns (sample-efficiency curves);
+  round-0 probes of 2048, 4096 and 6144 patterns (``PROBES=2048,4096`` to choose);
 * ``drift``: the TM drifts (``drift_per_s``); control-tm projects the same patterns every
   ``interval_s`` from a TM calibrated before the drift, while control-actor keeps measuring
-  and refitting on a memory window of recent pairs. Both report fidelity against bench time.
+  (its patterns plus 1000 fresh random probes per round) and refitting on a memory window
+  of the 6144 newest pairs. Both report fidelity against bench time; the same online
+  control-actor without drift is the reference.
 
 Threads: training uses ``THREADS`` (default 2) torch threads; BLAS outside torch is kept to
 one thread, as in the tests.
@@ -40,21 +42,11 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
 STATION = "optical-control-sim"
 THREADS = int(os.environ.get("THREADS", "2"))
-EXTRA = ",".join(
-    f"{name}=labpnn.procedures.control.{module}:{cls}"
-    for name, module, cls in (
-        ("control-tm", "tm", "ControlTM"),
-        ("control-actor", "actor", "ControlActor"),
-        ("control-vae", "vae", "ControlVAE"),
-    )
-)
 
 
 def _environment(workdir: Path) -> None:
     os.environ.setdefault("LABPNN_DATA_DIR", str(workdir / "data"))
     os.environ.setdefault("LABPNN_STATE_DIR", str(workdir / "state"))
-    if "control-actor" not in os.environ.get("LABPNN_EXTRA_PROCEDURES", ""):
-        os.environ["LABPNN_EXTRA_PROCEDURES"] = EXTRA
 
 
 def run(procedure: str, params: dict, station_set: list[str] | None = None) -> Path:
@@ -129,10 +121,12 @@ def realtime_rate(n: int = 200) -> float:
         return round(n / (time.perf_counter() - start), 1)
 
 
-def efficiency() -> dict:
+def efficiency(probe_counts: tuple[int, ...] = (2048, 4096, 6144)) -> dict:
+    if os.environ.get("PROBES"):
+        probe_counts = tuple(int(p) for p in os.environ["PROBES"].split(","))
     curves = {}
     for procedure in ("control-actor", "control-vae"):
-        for probes in (2048, 4096, 6144):
+        for probes in probe_counts:
             path = run(procedure, {"n_probes": probes, "n_iterations": 3, "threads": THREADS})
             cols = columns(path)
             curves[f"{procedure} probes={probes}"] = {
@@ -150,10 +144,10 @@ def drift(rate: float = 0.002, interval_s: float = 12.0, rounds: int = 6) -> dic
     run("calibrate-tm", {"n_modes": 1024})  # before the drift: the TM is right at t = 0
     tm = columns(run("control-tm", {"n_iterations": rounds + 1, "interval_s": interval_s},
                      drifting))  # fmt: skip
-    actor = columns(run("control-actor", {"n_iterations": rounds, "memory": 6144,
-                                          "threads": THREADS}, drifting))  # fmt: skip
-    still = columns(run("control-actor", {"n_iterations": rounds, "memory": 6144,
-                                          "threads": THREADS}))  # fmt: skip
+    online = {"n_iterations": rounds, "memory": 6144, "probes_per_iteration": 1000,
+              "threads": THREADS}  # fmt: skip
+    actor = columns(run("control-actor", online, drifting))
+    still = columns(run("control-actor", online))
     keep = ("time_s", "queries", "fidelity", "fidelity_std", "noiseless_fidelity")
     return {
         "drift_per_s": rate,

@@ -50,6 +50,12 @@ SMALL_OPTICAL = [
     "bench.layout.pool=2",
 ]
 
+# The headline experiments (plotted together); the rest are ablations and variants.
+MAIN = {
+    ("S4", "acoustic"), ("S5", "microwave"), ("S6", "optical, static medium"), ("S7", "pat"),
+    ("S7", "insilico"), ("FF", "forward-forward"),
+}  # fmt: skip
+
 MODES: dict[str, dict[str, Any]] = {
     "reduced": {
         "s4": {
@@ -80,7 +86,14 @@ MODES: dict[str, dict[str, Any]] = {
             "ablation_seeds": 10,
             "bench_ablation_seeds": 3,
         },
-        "s5": {"seeds": 2, "epochs": 40, "eval_every": 10, "lr": 2.5e-4, "train_eval_rows": 206},
+        "s5": {
+            "seeds": 2,
+            "epochs": 40,
+            "eval_every": 10,
+            "lr": 2.5e-4,
+            "train_eval_rows": 206,
+            "standardised_seeds": 2,
+        },
         "s6": {
             "seeds": 3,
             "epochs": 6,
@@ -192,7 +205,7 @@ def book(trainer: Any, cost: dict, twin: bool = False) -> None:
 def run_phyll(bench: str, dataset: str, seed: int, epochs: int, eval_every: int, *,
               physical: str = "bench", skip: bool | None = None, lr: float | None = None,
               layers: int | None = None, overrides: list[str] = (), train_eval_rows: int = 0,
-              standardise: bool = True) -> dict:  # fmt: skip
+              standardise: bool | None = None) -> dict:  # fmt: skip
     """PhyLL with the procedure's bench defaults unless overridden."""
     from labpnn.learning import PhyLL
     from labpnn.procedures.training.common import BENCH_DEFAULTS
@@ -204,6 +217,8 @@ def run_phyll(bench: str, dataset: str, seed: int, epochs: int, eval_every: int,
         from labpnn.bench import make_bench
 
         width = make_bench(st).n_in
+        if standardise is None:
+            standardise = d.standardise
         layer, cost = lab_layer(physical, st, width, seed, standardise)
         ds, _ = task(dataset, seed, width, d.input_range)
         n_layers = layers or d.layers
@@ -411,6 +426,10 @@ def plan(mode: str, only: set[str] | None) -> list[dict]:
         add("S5", "microwave", "phyll", bench="microwave", dataset="vowels", seed=seed,
             epochs=c["epochs"], eval_every=c["eval_every"], lr=c["lr"],
             train_eval_rows=c["train_eval_rows"])  # fmt: skip
+    for seed in range(c.get("standardised_seeds", 0)):
+        add("S5", "microwave, standardised", "phyll", bench="microwave", dataset="vowels",
+            seed=seed, epochs=c["epochs"], eval_every=c["eval_every"], lr=c["lr"],
+            standardise=True, train_eval_rows=c["train_eval_rows"])  # fmt: skip
     c = cfg["s6"]
     static = ["bench.simulation.drift_per_s=0", "bench.simulation.global_phase_drift_per_s=0"]
     for seed in range(c["seeds"]):
@@ -643,7 +662,7 @@ def _plots(groups: dict, out: Path) -> None:
     # accuracy against epochs, queries and FLOPs, per experiment
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for (group, label), runs in sorted(groups.items()):
-        if group == "S9" or "," in label:  # ablations get their own figure
+        if (group, label) not in MAIN:  # ablations get their own figure
             continue
         for ax, x in zip(axes, ("epoch", "queries", "digital_flops")):
             xs, mean, std = mean_curve(runs, x)
@@ -731,15 +750,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--only", default="", help="comma-separated groups, e.g. S4,S7")
     parser.add_argument("--report-only", action="store_true", help="re-report results.jsonl")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep results.jsonl and run only what is missing"
+    )
     args = parser.parse_args(argv)
     out = args.out or REPO / "benchmarks" / "out" / args.mode
     out.mkdir(parents=True, exist_ok=True)
     only = {g.strip().upper() for g in args.only.split(",") if g.strip()} or None
     start = time.perf_counter()
     if not args.report_only:
-        if (out / "results.jsonl").exists():
+        if (out / "results.jsonl").exists() and not args.keep:
             (out / "results.jsonl").unlink()
         jobs = plan(args.mode, only)
+        if args.keep:  # finish an interrupted study: skip what already succeeded
+            done = {
+                (r["group"], r["label"], r["kwargs"]["seed"])
+                for r in load_results(out)
+                if r["status"] == "ok"
+            }
+            jobs = [j for j in jobs if (j["group"], j["label"], j["kwargs"]["seed"]) not in done]
         print(f"{len(jobs)} experiments, {args.workers} worker(s) -> {out}", flush=True)
         execute(jobs, out, args.workers)
     headline = report(load_results(out), out, args.mode,

@@ -34,8 +34,10 @@ from labpnn.control.targets import (
     fit_to_shape,
     load_targets,
     png_targets,
+    random_shape_targets,
     shape_targets,
 )
+from labpnn.control.vae import VAEControl, VariationalForwardModel
 
 __all__ = [
     "ActorModelControl",
@@ -57,7 +59,10 @@ __all__ = [
     "png_targets",
     "project_targets",
     "psnr",
+    "random_shape_targets",
     "refine_phases",
     "shape_targets",
     "summarize",
+    "VAEControl",
+    "VariationalForwardModel",
 ]

@@ -44,6 +44,7 @@ class LoopConfig:
 
     n_probes: int = 6144  # random patterns measured first (≈ 6 per macropixel)
     patterns_per_iteration: int = 1000  # actor patterns measured and appended per round
+    probes_per_iteration: int = 0  # fresh random probes per round (keeps a drifting model whole)
     model_iterations: int = 60  # phase-retrieval iterations, first fit
     model_refit_iterations: int = 15  # ... warm-started refits
     model_epochs: int = 3  # Adam fine-tuning epochs of the model per fit
@@ -171,7 +172,10 @@ class ControlLoop:
         left = self.queries_left
         if left is not None:
             n = max(0, min(n, left - reserve))
-        info: dict[str, float] = {"appended": float(n)}
+        probes = self.config.probes_per_iteration
+        if left is not None:
+            probes = max(0, min(probes, left - reserve - n))
+        info: dict[str, float] = {"appended": float(n + probes)}
         if n > 0:
             pick = self.rng.choice(len(self.train_targets), n, replace=False)
             codes, images = self._measure(measure, self.patterns(self.train_targets[pick]))
@@ -179,6 +183,11 @@ class ControlLoop:
             info["train_fidelity_measured"] = float(
                 np.mean(_safe_fidelity(images, self.train_targets[pick]))
             )
+        if probes > 0:
+            # Random probes excite every direction of the medium; the actor's patterns
+            # span only the few it needs, which is not enough to follow a drifting one.
+            phases = self.rng.uniform(0.0, 2 * np.pi, (probes, self.n_macropixels))
+            self._append(*self._measure(measure, phases))
         info.update(self.fit_model(first=False, progress=progress))
         info.update(self.train_actor(first=False, progress=progress))
         self.iteration += 1

@@ -45,8 +45,9 @@ def code_phases(codes: np.ndarray) -> np.ndarray:
 class SpeckleModel(nn.Module):
     """Camera image predicted from SLM phases; see the module docstring for its form."""
 
-    def __init__(self, n_macropixels: int, n_pixels: int, harmonics: int = 2):
+    def __init__(self, n_macropixels: int, n_pixels: int, harmonics: int = 2, anchor: float = 0.01):
         super().__init__()
+        self.anchor = float(anchor)  # ridge towards the previous model in warm refits
         self.n_macropixels, self.n_pixels = int(n_macropixels), int(n_pixels)
         self.weight = nn.Parameter(torch.zeros(n_pixels, n_macropixels, dtype=torch.complex64))
         self.bias = nn.Parameter(torch.zeros(n_pixels, dtype=torch.complex64))
@@ -159,12 +160,17 @@ class SpeckleModel(nn.Module):
         progress: Progress | None,
         tol: float,
     ) -> Tensor:
-        if v is None:
+        warm = v is None
+        if warm:
             v = torch.cat([self.weight.detach().T, self.bias.detach()[None]])
         xh = x.conj().T
         gram = (xh @ x).to(torch.complex128)
-        ridge = 1e-6 * gram.diagonal().real.mean()
-        chol = torch.linalg.cholesky(gram + ridge * torch.eye(len(gram), dtype=gram.dtype))
+        # A warm start anchors the solve to the previous model: directions the data barely
+        # excite (an actor's patterns span few of them) stay where they were instead of
+        # being set by noise. A fresh fit needs only a tiny ridge for numerical safety.
+        anchor = (self.anchor if warm else 1e-6) * gram.diagonal().real.mean()
+        chol = torch.linalg.cholesky(gram + anchor * torch.eye(len(gram), dtype=gram.dtype))
+        prior = (anchor * v.to(torch.complex128)) if warm else 0.0
         norm_a = torch.linalg.vector_norm(amplitude).clamp_min(1e-12)
         previous, last = None, None
         for i in range(iterations):
@@ -173,7 +179,7 @@ class SpeckleModel(nn.Module):
             if previous is not None and previous - residual < tol * previous:
                 break
             previous = residual
-            rhs = (xh @ (amplitude * torch.sgn(out))).to(torch.complex128)
+            rhs = (xh @ (amplitude * torch.sgn(out))).to(torch.complex128) + prior
             solved = torch.cholesky_solve(rhs, chol).to(x.dtype)
             # Over-relaxation (momentum 0.5) halves the iterations alternating projections need.
             v = solved if last is None else solved + 0.5 * (solved - last)

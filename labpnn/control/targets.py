@@ -25,6 +25,7 @@ __all__ = [
     "fit_to_shape",
     "digit_targets",
     "shape_targets",
+    "random_shape_targets",
     "png_targets",
     "load_targets",
     "N_TEST_DIGITS",
@@ -157,6 +158,48 @@ def shape_targets(
     ] + [(f"letter {ch}", letter(ch)) for ch in letters]
     images = np.stack([_draw(shape, paint) for _, paint in items])
     return images, [name for name, _ in items]
+
+
+def random_shape_targets(
+    shape: tuple[int, int] = (16, 16), n: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """``n`` random drawings of 1–3 spots, lines, boxes or letters: training variety.
+
+    An actor trained on digits only projects digits well and simple shapes less well
+    (a spot or a letter is not a digit); adding these to its training set widens what it
+    has seen. Seeded, so a run can be repeated.
+    """
+    from PIL import ImageFont
+
+    rng = np.random.default_rng([seed, 11])
+    letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+    images = []
+    for _ in range(n):
+        items = [
+            (rng.integers(4), rng.uniform(0.15, 0.85, 4), rng.uniform(0.06, 0.2))
+            for _ in range(rng.integers(1, 4))
+        ]
+
+        def paint(d, w, h, items=items):
+            for kind, (a, b, c, e), size in items:
+                if kind == 0:  # spot
+                    d.ellipse([(a - size) * w, (b - size) * h, (a + size) * w, (b + size) * h],
+                              fill=255)  # fmt: skip
+                elif kind == 1:  # line
+                    d.line([a * w, b * h, c * w, e * h], fill=255, width=max(1, int(size * w)))
+                elif kind == 2:  # box
+                    x0, x1 = sorted((a, c))
+                    y0, y1 = sorted((b, e))
+                    d.rectangle([x0 * w, y0 * h, x1 * w, y1 * h], fill=255)
+                else:  # letter
+                    font = ImageFont.load_default(size=int((0.4 + 2 * size) * h))
+                    ch = letters[int(c * 100) % len(letters)]
+                    d.text((a * w, b * h), ch, fill=255, font=font, anchor="mm")
+
+        image = _draw(shape, paint)
+        if np.ptp(image) > 0:
+            images.append(image)
+    return np.stack(images)
 
 
 def _expand(paths: list[str]) -> list[Path]:

@@ -21,9 +21,9 @@ import torch
 
 from labpnn.control.actor_model import ActorModelControl
 from labpnn.control.loop import ControlLoop, LoopConfig, QueryBudgetExceeded
-from labpnn.control.targets import digit_targets
+from labpnn.control.targets import digit_targets, random_shape_targets
 from labpnn.errors import BadInput
-from labpnn.procedure import FloatParameter, IntegerParameter
+from labpnn.procedure import FloatParameter, IntegerParameter, ListParameter
 from labpnn.procedures.control.common import ControlProcedure
 
 CHECKPOINT_FORMAT = "labpnn-control-loop/1"
@@ -43,6 +43,10 @@ class LearnedControlProcedure(ControlProcedure):
     patterns_per_iteration = IntegerParameter(
         "Actor patterns measured per iteration", default=1000, minimum=0, maximum=10**6
     )
+    probes_per_iteration = IntegerParameter(
+        "Fresh random probes per iteration (for a drifting medium)",
+        default=0, minimum=0, maximum=10**6,
+    )  # fmt: skip
     model_iterations = IntegerParameter(
         "Model phase-retrieval iterations (first fit)", default=60, minimum=0, maximum=10000
     )
@@ -64,6 +68,9 @@ class LearnedControlProcedure(ControlProcedure):
         "Measured pairs kept for the model (0 = all; on a drifting medium about 6 per macropixel)",
         default=0, minimum=0, maximum=10**8,
     )  # fmt: skip
+    train_on = ListParameter(
+        "Actor training images", choices=["digits", "digits+shapes"], default="digits"
+    )
     n_train_targets = IntegerParameter(
         "Training digits for the actor (0 = all 1597)", default=0, minimum=0, maximum=1597
     )
@@ -75,6 +82,7 @@ class LearnedControlProcedure(ControlProcedure):
         return LoopConfig(
             n_probes=int(self.n_probes),
             patterns_per_iteration=int(self.patterns_per_iteration),
+            probes_per_iteration=int(self.probes_per_iteration),
             model_iterations=int(self.model_iterations),
             model_epochs=int(self.model_epochs),
             actor_epochs=int(self.actor_epochs),
@@ -90,7 +98,10 @@ class LearnedControlProcedure(ControlProcedure):
         return self.controller(n_in, shape, self.training_targets(shape), self.loop_config())
 
     def training_targets(self, shape: tuple[int, int]) -> np.ndarray:
+        """Training digits (never the held-out ones), plus random drawings if asked."""
         train, _ = digit_targets(shape, "train", int(self.n_train_targets) or None)
+        if self.train_on == "digits+shapes":
+            train = np.concatenate([train, random_shape_targets(shape, len(train), int(self.seed))])
         return train
 
     def n_eval_targets(self) -> int:
@@ -101,7 +112,7 @@ class LearnedControlProcedure(ControlProcedure):
         n_test = self.n_eval_targets()
         return int(
             self.n_probes
-            + self.n_iterations * self.patterns_per_iteration
+            + self.n_iterations * (self.patterns_per_iteration + self.probes_per_iteration)
             + (self.n_iterations + 1) * n_test
         )
 

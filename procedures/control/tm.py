@@ -132,10 +132,10 @@ class ControlTM(ControlProcedure):
             self.run.set_attrs("/", tm_modes=int(modes.shape[1]),
                                predicted_fidelity=self.predicted_fidelity)  # fmt: skip
             self._checkpoint(bench, phases, 0, rows)
-        extra = self._truth_extras(bench, phases, flat)
         for iteration in range(first, int(self.n_iterations)):
             if iteration > 0 and self.interval_s:
                 bench.clock.sleep(float(self.interval_s))
+            extra = self._truth_extras(bench, phases, flat)  # the medium may have drifted
             start = self.now()
             images = measure(phases)
             row = self.record_evaluation(iteration, bench.queries, phases, images, targets,

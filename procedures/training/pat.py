@@ -39,6 +39,8 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
 
     family: ClassVar[str] = "pat"
     trainer_class: ClassVar[type] = PhysicsAwareTrainer
+    # Fitting the twin in the run reports no progress; a large twin can take tens of minutes.
+    watchdog_s: ClassVar[float] = 3600.0
 
     twin = ListParameter(
         "Twin (auto = latest registered else fit one, registry = must exist, fit = fit anew)",
@@ -56,30 +58,30 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
                 "twin=auto to fit one in this run"
             )
 
-    def obtain_twin(self, resume_meta: dict | None) -> tuple[Any, dict, dict]:
-        """(twin, its description, fitting cost to book) for a fresh start or a resume."""
+    def obtain_twin(self, resume_meta: dict | None) -> tuple[Any, dict]:
+        """(twin, its description) for a fresh start or a resume; its report holds its cost."""
         layer = self.physical_layer()
         if resume_meta is not None:  # the checkpoint holds the twin's tensors
             meta = resume_meta["extra"]["twin"]
-            return blank_twin(meta), meta, {}
+            return blank_twin(meta), meta
         if self.twin != "fit":
-            found = load_twin(self.registry, layer, bool(self.standardise))
+            found = load_twin(self.registry, layer, self.standardised)
             if found is not None:
                 twin, meta = found
                 self.log.info(
                     "using registered twin #%s (validation NRMSE %.3f, %.0f s old)",
                     meta["registry_id"], meta.get("validation_nrmse") or float("nan"), meta["age_s"],
                 )  # fmt: skip
-                return twin, meta, {}
+                return twin, meta
             if self.twin == "registry":
                 raise BadInput(f"no registered twin fits this bench ({layer.n_in}->{layer.n_out})")
         probe_cost = self.standardise_on_probes()
         twin, meta = fit_bench_twin(self, layer, probe_cost)
         meta["registry_id"] = save_twin(self, twin, meta, layer)
-        return twin, meta, {}
+        return twin, meta
 
     def build(self, task: Any, resume_meta: dict | None) -> Trainer:
-        twin, meta, _ = self.obtain_twin(resume_meta)
+        twin, meta = self.obtain_twin(resume_meta)
         self.twin_meta = {k: v for k, v in meta.items() if k not in ("age_s",)}
         stack = self.physical_stack()
         trainer = self.trainer_class(

@@ -1,7 +1,7 @@
 """``fit-twin``: measure input/output pairs on the bench, fit a digital twin, register it.
 
 The twin models the bench as the training procedures see it (a :class:`LabLayer`, standardised
-on random probes unless ``standardise=false``). Inputs are drawn uniformly from the bench's probe
+on random probes where the bench's default or ``standardise=on`` asks for it). Inputs are drawn uniformly from the bench's probe
 interval (0..1: tone amplitudes, metasurface levels, SLM phases in turns). The twin goes into the
 calibration registry as kind ``twin``: its arrays are the twin's state tensors (``twin.<name>``)
 and the standardisation (``standardise.mean``/``standardise.std``); its metrics say what fitting
@@ -174,7 +174,8 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
     name: ClassVar[str] = "fit-twin"
     bench_kinds: ClassVar[tuple[str, ...]] = ("acoustic", "microwave", "optical")
     default_station: ClassVar[str] = "acoustic-sim"
-    watchdog_s: ClassVar[float] = 900.0
+    # fit_twin's optimisation reports no progress; a large twin can take tens of minutes.
+    watchdog_s: ClassVar[float] = 3600.0
 
     seed = IntegerParameter("Seed", default=0, minimum=0, maximum=2**31 - 1)
     valid_for_h = FloatParameter(
@@ -196,7 +197,7 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
 
     def estimate(self) -> Estimate:
         queries = int(self.twin_samples) + (
-            int(self.standardise_samples) if self.standardise else 0
+            int(self.standardise_samples) if self.standardised else 0
         )
         config = getattr(self, "station_config", None)
         per_query = seconds_per_query(config) if config is not None else 0.0

@@ -139,3 +139,19 @@ def test_a_vae_latent_smaller_than_the_output_field_limits_control(small_digits)
         loop.start(copy.deepcopy(bench).measure)
         scores[latent] = loop.evaluate(copy.deepcopy(bench).measure, test)[2].mean()
     assert scores[16] < scores[128] - 0.1, scores
+
+
+def test_the_online_loop_regains_fidelity_after_the_medium_drifts(small_digits):
+    train, test = small_digits
+    bench = toy()
+    config = small_config(probes_per_iteration=4 * N, memory=6 * N, model_refit_iterations=10)
+    loop = ActorModelControl(N, SHAPE, train, config)
+    loop.start(bench.measure)
+    before = loop.evaluate(bench.measure, test)[2].mean()
+    bench.drift(0.8)  # the TM now correlates with the learned one by 0.8
+    stale = loop.evaluate(bench.measure, test)[2].mean()
+    for _ in range(2):
+        loop.step(bench.measure)
+    regained = loop.evaluate(bench.measure, test)[2].mean()
+    assert stale < before - 0.1
+    assert regained > stale + 0.08 and regained > before - 0.05, (before, stale, regained)

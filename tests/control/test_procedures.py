@@ -12,14 +12,6 @@ import yaml
 from PIL import Image
 
 HERE = Path(__file__).parent
-EXTRA = ",".join(
-    f"{name}=labpnn.procedures.control.{module}:{cls}"
-    for name, module, cls in (
-        ("control-tm", "tm", "ControlTM"),
-        ("control-actor", "actor", "ControlActor"),
-        ("control-vae", "vae", "ControlVAE"),
-    )
-)
 SMALL_LOOP = [
     "--set", "n_targets=30", "--set", "n_probes=1536", "--set", "patterns_per_iteration=150",
     "--set", "actor_epochs=4", "--set", "actor_refit_epochs=2", "--set", "actor_hidden=128",
@@ -29,8 +21,7 @@ SMALL_LOOP = [
 
 
 @pytest.fixture
-def station(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABPNN_EXTRA_PROCEDURES", EXTRA)
+def station(tmp_path):
     path = tmp_path / "small-control.yaml"
     shutil.copy(HERE / "small-control.yaml", path)
     return path

@@ -81,3 +81,12 @@ def test_fit_to_shape_keeps_exact_images():
 def test_target_specs_combine():
     images, names = load_targets("digits+shapes", (16, 16), n_digits=5)
     assert len(images) == 5 + len(shape_targets((16, 16))[0])
+
+
+def test_random_training_drawings_are_varied_and_reproducible():
+    from labpnn.control.targets import random_shape_targets
+
+    a = random_shape_targets((16, 16), 50, seed=1)
+    assert a.shape == (50, 16, 16) and np.allclose(a.max(axis=(1, 2)), 1.0)
+    assert np.array_equal(a, random_shape_targets((16, 16), 50, seed=1))
+    assert len({img.tobytes() for img in a}) == 50

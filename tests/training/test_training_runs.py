@@ -157,3 +157,23 @@ def test_forward_forward_is_a_run_too_and_the_report_plots_it(labpnn, tmp_path):
     png = tmp_path / "ff.png"
     assert labpnn("report", path, "-o", str(png)).returncode == 0
     assert png.stat().st_size > 10_000
+
+
+def test_a_pat_run_resumed_from_its_checkpoint_continues_like_an_uninterrupted_one(
+    labpnn, direct_station
+):
+    """Resume rebuilds the twin from the checkpoint (no refit) and extends training exactly."""
+    station = direct_station("acoustic")
+    common = ["--station", station, *VOWELS, *SMALL, "--set", "twin=fit",
+              "--set", "twin_samples=300", "--set", "twin_epochs=5", "--set", "eval_every=1",
+              "--set", "seed=1"]  # fmt: skip
+    straight = labpnn("run", "train-pat", *common, "--set", "epochs=4")
+    assert straight.returncode == 0, straight.stderr
+    first = labpnn("run", "train-pat", *common, "--set", "epochs=2")
+    assert first.returncode == 0, first.stderr
+    resumed = labpnn("resume", run_path(first), "--set", "epochs=4", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fitting a twin" not in resumed.stderr
+    expected, got = summary(run_path(straight)), summary(run_path(resumed))
+    for key in SUMMARY_KEYS | {"twin_queries", "eval_queries"}:
+        assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-6), key
