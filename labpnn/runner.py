@@ -113,6 +113,8 @@ def build_procedure(req: RunRequest) -> tuple[Any, str]:
         procedure_name = procedure_name or previous.get("procedure", "")
         params.update(previous.get("parameters") or {})
         station = station or previous.get("station_source") or previous.get("station")
+        if not req.station_set:  # resume and rerun on the same station overrides
+            req.station_set = list(previous.get("station_set") or [])
     cls = procedure_class(procedure_name)
     procedure = cls()
     for key, value in params.items():

@@ -1,7 +1,7 @@
-"""Fixtures for the training procedures: the catalog entries, direct-transport stations, the CLI.
+"""Fixtures for the training procedures: their catalog names, direct-transport stations, the CLI.
 
-Until ``labpnn.catalog.PROCEDURES`` lists the training procedures, ``LABPNN_EXTRA_PROCEDURES``
-makes them runnable through the real CLI (the variable is how a lab adds its own procedures).
+``LABPNN_EXTRA_PROCEDURES`` pins the five procedures to this package's classes (the catalog lists
+the same), so these tests exercise exactly the code in ``procedures/training``.
 """
 
 from __future__ import annotations
