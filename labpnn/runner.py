@@ -242,12 +242,19 @@ def execute(req: RunRequest, echo: Callable[[str], None] = print) -> RunOutcome:
     except BadInput as exc:
         return RunOutcome("bad-input", 2, error=str(exc))
     try:
-        return _execute(req, procedure, station_name, ledger, echo)
+        # Signals mean "stop" from the very start, also while the station connects.
+        stop, restore_signals = _stop_flag()
+        try:
+            return _execute(req, procedure, station_name, ledger, echo, stop)
+        finally:
+            restore_signals()
     finally:
         ledger.close()
 
 
-def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, echo) -> RunOutcome:
+def _execute(
+    req: RunRequest, procedure: Any, station_name: str, ledger: Any, echo, stop: threading.Event
+) -> RunOutcome:
     from labpnn.operator import Operator
     from labpnn.registry import CalibrationRegistry
     from labpnn.station import StationConfig, hold_locks
@@ -376,7 +383,7 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
             note=req.note,
             tags=req.tags,
         )
-        return _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo)
+        return _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, stop)
     finally:
         with contextlib.suppress(Exception):
             station.close()
@@ -386,8 +393,7 @@ def _execute(req: RunRequest, procedure: Any, station_name: str, ledger: Any, ec
             run_lock.unlink()
 
 
-def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) -> RunOutcome:
-    stop, restore_signals = _stop_flag()
+def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, stop) -> RunOutcome:
     file_handler = _FileLogHandler(writer)
     file_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger("labpnn")
@@ -465,6 +471,5 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo) 
             status, error = "failed", f"watchdog: no progress for {procedure.watchdog_s:g} s"
         writer.finish(status, error or None, safe_state=safe)
         ledger.end_run(run_id, status, error or None)
-        restore_signals()
     summary = dict(writer._summary)
     return RunOutcome(status, EXIT_CODES[status], path, error, run_id, summary)

@@ -117,7 +117,7 @@ def test_exposure_outside_the_camera_limits_is_bad_input(labpnn, lab_dirs):
 
 
 @pytest.mark.timeout(120)
-def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypatch):
+def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypatch, lab_dirs):
     from labpnn.station import Station
 
     seen = {}
@@ -129,16 +129,30 @@ def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypat
         original_close(self)
 
     monkeypatch.setattr(Station, "close", close_and_look)
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        outcome = execute(
-            RunRequest(
-                "calibrate-tm", station="optical-sim", show_progress=False, params={"chunk": 8}
-            )
-        )
-    finally:
-        timer.cancel()
+
+    def interrupt_once_frames_arrive():
+        import time
+
+        import h5py
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            for path in lab_dirs[0].rglob("*.h5"):
+                try:
+                    with h5py.File(path, "r", swmr=True, locking=False) as f:
+                        if "frames/camera" in f and f["frames/camera"].shape[0] >= 16:
+                            os.kill(os.getpid(), signal.SIGINT)
+                            return
+                except (OSError, KeyError):
+                    pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=interrupt_once_frames_arrive, daemon=True)
+    watcher.start()
+    outcome = execute(
+        RunRequest("calibrate-tm", station="optical-sim", show_progress=False, params={"chunk": 8})
+    )
+    watcher.join(timeout=5)
     assert outcome.status == "aborted" and outcome.exit_code == 130
     import h5py
 
