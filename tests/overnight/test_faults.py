@@ -130,18 +130,6 @@ def test_saturation_at_the_shortest_allowed_exposure_is_unrecoverable(procedure)
         grab_unsaturated(camera, procedure=procedure, full_scale=4095)
 
 
-def _microwave_sim_usable() -> bool:
-    try:
-        from labpnn.station import StationConfig
-
-        StationConfig.load("microwave-sim").check()
-        import labpnn.drivers.vna  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _microwave_sim_usable(), reason="microwave-sim station not available")
 def test_the_watchdog_fails_a_run_whose_simulated_vna_hangs(lab_dirs):
     res = subprocess.run(
         [
