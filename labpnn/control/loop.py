@@ -55,6 +55,7 @@ class LoopConfig:
     batch: int = 64
     max_queries: int = 0  # hardware-query budget; 0 = unlimited
     memory: int = 0  # measured pairs kept for the model, newest first; 0 = all
+    saturation: float = float("inf")  # frames reaching this value stay out of the model's data
     seed: int = 0
 
     @classmethod
@@ -89,6 +90,7 @@ class ControlLoop:
         self.codes = np.zeros((0, self.n_macropixels), dtype=np.uint8)
         self.images = np.zeros((0, self.n_pixels), dtype=np.float32)
         self.queries = 0
+        self.left_out = 0  # measured frames kept out of the model's data (NaN or saturated)
         self.iteration = 0  # completed outer rounds; 0 = after the probe round
         self.started = False
         self.history: list[dict[str, float]] = []
@@ -144,7 +146,10 @@ class ControlLoop:
         return codes, images
 
     def _append(self, codes: np.ndarray, images: np.ndarray) -> None:
-        good = np.all(np.isfinite(images), axis=1)  # a bad frame never enters the data
+        # A bad frame (NaN) or a clipped one (saturated pixels lie about the intensity)
+        # never enters the model's data.
+        good = np.all(np.isfinite(images), axis=1) & (images.max(axis=1) < self.config.saturation)
+        self.left_out += int((~good).sum())
         self.codes = np.concatenate([self.codes, codes[good]])
         self.images = np.concatenate([self.images, images[good]])
         keep = self.config.memory
@@ -229,6 +234,7 @@ class ControlLoop:
             "method": self.method,
             "config": asdict(self.config),
             "queries": self.queries,
+            "left_out": self.left_out,
             "iteration": self.iteration,
             "started": self.started,
             "history": self.history,
@@ -256,6 +262,7 @@ class ControlLoop:
                 saved["state"] = {int(key): value for key, value in saved["state"].items()}
             obj.load_state_dict(saved)
         self.queries = int(meta["queries"])
+        self.left_out = int(meta.get("left_out", 0))
         self.iteration = int(meta["iteration"])
         self.started = bool(meta["started"])
         self.history = list(meta["history"])

@@ -155,3 +155,13 @@ def test_the_online_loop_regains_fidelity_after_the_medium_drifts(small_digits):
     regained = loop.evaluate(bench.measure, test)[2].mean()
     assert stale < before - 0.1
     assert regained > stale + 0.08 and regained > before - 0.05, (before, stale, regained)
+
+
+def test_saturated_and_bad_frames_stay_out_of_the_models_data(small_digits):
+    train, _ = small_digits
+    loop = ActorModelControl(N, SHAPE, train, small_config(saturation=1.0))
+    images = np.full((3, 64), 0.5, dtype=np.float32)
+    images[1, 7] = 1.0  # a clipped pixel
+    images[2, 3] = np.nan  # a bad frame
+    loop._append(np.zeros((3, N), dtype=np.uint8), images)
+    assert len(loop.codes) == 1 and loop.left_out == 2

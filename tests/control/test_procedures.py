@@ -16,7 +16,7 @@ SMALL_LOOP = [
     "--set", "n_targets=30", "--set", "n_probes=1536", "--set", "patterns_per_iteration=150",
     "--set", "actor_epochs=4", "--set", "actor_refit_epochs=2", "--set", "actor_hidden=128",
     "--set", "model_iterations=40", "--set", "model_epochs=1", "--set", "threads=1",
-    "--set", "n_train_targets=400",
+    "--set", "n_train_targets=400", "--set", "train_on=digits",
 ]  # fmt: skip
 
 
