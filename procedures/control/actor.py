@@ -20,6 +20,7 @@ ends with the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -210,12 +211,14 @@ class LearnedControlProcedure(ControlProcedure):
     def _timed(self, iteration: int):
         """Log the round's digital and hardware time (``/timing``)."""
         wall, measured, hardware = self.now(), self.projector.wall_s, self.bench.hardware_s
+        cpu, measured_cpu = time.process_time(), self.projector.cpu_s
         yield
         measure_wall = self.projector.wall_s - measured
         self.run.append_row(
             group="timing",
             iteration=iteration,
             digital_s=self.now() - wall - measure_wall,
+            digital_cpu_s=time.process_time() - cpu - (self.projector.cpu_s - measured_cpu),
             hardware_s=self.bench.hardware_s - hardware,
             measure_wall_s=measure_wall,
         )

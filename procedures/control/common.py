@@ -15,8 +15,10 @@ projection by its 2-D Pearson fidelity. Every procedure here:
 * states the SLM-DOF : target-pixel ratio in the root attributes (``dof_per_target_pixel``).
 
 Learned controllers also log ``/timing`` rows per round: ``digital_s`` (wall time not spent
-measuring: fitting and training), ``hardware_s`` (bench time of the round's measurements, on
-the station clock) and ``measure_wall_s`` (wall time inside the bench calls).
+measuring: fitting and training), ``digital_cpu_s`` (the same in process CPU time, all
+threads: steadier than wall time on a shared machine), ``hardware_s`` (bench time of the
+round's measurements, on the station clock) and ``measure_wall_s`` (wall time inside the
+bench calls).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class BenchProjector:
         self.proc, self.bench, self.chunk = proc, bench, int(chunk)
         self.t0 = bench.clock.now()
         self.wall_s = 0.0  # wall time spent measuring (a simulator's compute, or hardware)
+        self.cpu_s = 0.0  # this process's CPU time spent measuring
         self.saturated_frames = 0
 
     @property
@@ -74,11 +77,12 @@ class BenchProjector:
         return self.bench.clock.now() - self.t0
 
     def __call__(self, phases: np.ndarray) -> np.ndarray:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return self._measure(phases)
         finally:
             self.wall_s += time.perf_counter() - started
+            self.cpu_s += time.process_time() - cpu
 
     def _measure(self, phases: np.ndarray) -> np.ndarray:
         bench = self.bench
