@@ -161,11 +161,8 @@ def test_the_watchdog_fails_a_run_whose_simulated_vna_hangs(lab_dirs):
 @pytest.fixture
 def mock_vna_and_metasurface():
     """The standalone mock VNA server and pty metasurface: instruments that outlive runs."""
-    pytest.importorskip("serial")
-    try:
-        from labpnn.mock_instruments.vna_server import serve_vna
-    except ImportError:
-        pytest.skip("the mock VNA server has not landed")
+    from labpnn.mock_instruments.vna_server import serve_vna
+
     lines, stop = [], threading.Event()
     thread = threading.Thread(
         target=serve_vna,
