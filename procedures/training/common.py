@@ -32,6 +32,7 @@ import torch
 from labpnn.errors import BadInput
 from labpnn.learning import Trainer, TrainingDiverged
 from labpnn.procedure import (
+    BooleanParameter,
     Estimate,
     FloatParameter,
     IntegerParameter,
@@ -497,6 +498,10 @@ class BenchAccess:
     standardise_samples = IntegerParameter(
         "Random probes for the standardisation", default=256, minimum=2, maximum=10**7
     )
+    recentre = BooleanParameter(
+        "Centre each measured batch on its own mean (follows a drifting medium; needs standardise)",
+        default=False,
+    )
 
     @property
     def bench_defaults(self) -> BenchDefaults:
@@ -508,7 +513,9 @@ class BenchAccess:
             from labpnn.bench import make_bench
 
             bench = make_bench(self.station)
-            self._layer = LabLayer(bench, on_query=self.on_query, name=self.bench_kind)
+            self._layer = LabLayer(
+                bench, on_query=self.on_query, name=self.bench_kind, recentre=bool(self.recentre)
+            )
         return self._layer
 
     @property
@@ -574,6 +581,10 @@ class PhysicalTrainingProcedure(BenchAccess, TrainingProcedure):
 
     def validate(self) -> None:
         super().validate()
+        if self.recentre and not self.standardised:
+            raise BadInput(
+                f"{self.name}: recentre=true needs the outputs standardised; set standardise=on"
+            )
         task = load_task(self.dataset, int(self.seed), self.dataset_path)
         fit_task(task, self.physical_layer().n_in, float(self.setting("input_range")))
 

@@ -7,6 +7,13 @@ A procedure turns its station into a :class:`LabLayer` over the bench's Physical
   once on random probes in the bench's input range. It is part of the fixed physical transform
   (a decoder), not a trained parameter: without it the digital maps see a large common mode
   (e.g. the mean speckle amplitude) and PhyLL's cosine goodness barely moves;
+* optionally **re-centres** each measured batch on its own mean (``recentre=True``), for
+  drifting media: the input-independent part of a speckle pattern (the reference arm, the
+  mean field) moves with the medium and, measured against the small input-dependent
+  modulation, is the first thing a drift destroys. The centre then follows the medium with no
+  extra queries and no labels; the scale stays the probes'. Needs batches of at least
+  ``RECENTRE_MIN_ROWS`` rows (PhyLL scores every label of a sample in one batch) and makes
+  an output depend on the rest of its batch, so it is off by default;
 * never sends a non-finite input row to the hardware (its output row is NaN);
 * calls an ``on_query`` hook after every measurement, so a long epoch on real hardware still
   feeds the run's watchdog and honours an abort request;
@@ -36,6 +43,9 @@ def probe_inputs(n: int, n_in: int, low: float, high: float, generator: torch.Ge
     return low + (high - low) * torch.rand(n, n_in, generator=generator)
 
 
+RECENTRE_MIN_ROWS = 16
+
+
 class LabLayer:
     """A PhysicalLayer over ``layer`` with optional output standardisation and a query hook."""
 
@@ -45,8 +55,10 @@ class LabLayer:
         *,
         on_query: Callable[[int], None] | None = None,
         name: str | None = None,
+        recentre: bool = False,
     ) -> None:
         self.layer = layer
+        self.recentre = recentre
         self.n_in = int(layer.n_in)
         self.n_out = int(layer.n_out)
         self.on_query = on_query
@@ -68,8 +80,16 @@ class LabLayer:
         if self.on_query is not None:
             self.on_query(int(finite.sum()))
         if self.mean is not None:
-            y = (y - self.mean) / self.std
+            y = (y - self._centre(y)) / self.std
         return y
+
+    def _centre(self, y: Tensor) -> Tensor:
+        """The probes' mean, or with ``recentre`` this batch's own (finite rows, enough of them)."""
+        if self.recentre:
+            finite = torch.isfinite(y).all(dim=1)
+            if int(finite.sum()) >= RECENTRE_MIN_ROWS:
+                return y[finite].mean(dim=0)
+        return self.mean
 
     @property
     def queries(self) -> int:
@@ -144,6 +164,7 @@ class LabLayer:
 
     def __repr__(self) -> str:
         scaled = ", standardised" if self.standardised else ""
+        scaled += ", re-centred per batch" if self.recentre else ""
         return f"LabLayer({self.name}, n_in={self.n_in}, n_out={self.n_out}{scaled})"
 
 

@@ -62,6 +62,23 @@ def test_the_lab_layer_standardises_on_probes_and_checkpoints_its_statistics():
     assert not hasattr(again, "state_dict") and torch.allclose(again(x), layer(x))
 
 
+def test_recentring_follows_a_drifting_offset_that_fixed_statistics_do_not():
+    offset = torch.zeros(16)
+    inner = _physics()
+    drifting = FunctionLayer(lambda x: inner(x) + offset, 20, 16)
+    fixed, recentred = LabLayer(drifting), LabLayer(drifting, recentre=True)
+    for layer in (fixed, recentred):
+        layer.standardise(512, 0.0, 1.0, torch.Generator().manual_seed(0))
+    offset += torch.linspace(-2.0, 2.0, 16)  # the medium moves after standardisation
+    x = torch.rand(64, 20, generator=torch.Generator().manual_seed(1))
+    assert fixed(x).mean(dim=0).abs().max() > 5  # several probe std off centre
+    assert recentred(x).mean(dim=0).abs().max() < 1e-4
+    assert torch.allclose(recentred(x).std(dim=0), fixed(x).std(dim=0), atol=1e-4)  # same scale
+    # too few rows to estimate a centre: the probes' mean is kept
+    assert torch.allclose(recentred(x[:4]), fixed(x[:4]))
+    assert "re-centred" in repr(recentred)
+
+
 def test_a_nan_row_never_reaches_the_bench_and_comes_back_nan():
     sent = []
     inner = FunctionLayer(lambda x: (sent.append(x.clone()), x[:, :4])[1], 8, 4)
@@ -125,3 +142,17 @@ def test_pat_estimates_twin_data_training_and_evaluation_queries():
     # probes + twin pairs + 10 epochs x 206 x 2 layers + 2 evaluations x 258 rows x 2 layers
     assert estimate.queries == 256 + 1000 + 10 * 206 * 2 + 2 * 258 * 2
     assert estimate.seconds == pytest.approx(estimate.queries * 0.3)
+
+
+def test_recentring_without_standardisation_is_bad_input_that_says_what_to_set():
+    procedure = TrainPhyLL()
+    config = StationConfig.load("microwave-sim", ["bench.simulation.transport=direct"])
+    procedure.station_config, procedure.station = config, config.connect()
+    try:
+        procedure.set_parameter("recentre", True)  # microwave-sim: standardise is off
+        with pytest.raises(BadInput, match="recentre=true needs .* standardise=on"):
+            procedure.validate()
+        procedure.set_parameter("standardise", "on")
+        procedure.validate()
+    finally:
+        procedure.station.close()
