@@ -77,13 +77,15 @@ def fit_twin(
     query_batch_size: int = 256,
     validation_fraction: float = 0.2,
     seed: int = 0,
+    on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> DigitalTwin:
     """Measure ``n_samples`` inputs from ``input_sampler(n, generator)`` and fit a twin to them.
 
     The sampler should cover the inputs the layer will see in training (for PAT: the range of the
     first digital layer's outputs). Inputs are sent in chunks of ``query_batch_size``; samples whose
     measurement is not finite are dropped and counted. The returned twin is frozen (no parameter
-    gradients), in eval mode, with its ``report`` filled in.
+    gradients), in eval mode, with its ``report`` filled in. ``on_epoch(done, epochs, loss)`` is
+    called after every fitting epoch (a procedure's progress and abort check; it may raise to stop).
     """
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.as_tensor(input_sampler(n_samples, generator), dtype=torch.float32)
@@ -108,13 +110,17 @@ def fit_twin(
     twin.output_mean.copy_(outputs[train].mean(dim=0))
     twin.output_std.copy_(outputs[train].std(dim=0).clamp_min(1e-8))
     optimizer = torch.optim.Adam(twin.parameters(), lr=lr)
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        total, batches = 0.0, 0
         for batch in train[torch.randperm(train.numel(), generator=generator)].split(batch_size):
             error = (twin(inputs[batch]) - outputs[batch]) / twin.output_std
             loss = error.pow(2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            total, batches = total + loss.item(), batches + 1
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epochs, total / max(1, batches))
 
     twin.zero_grad()
     twin.eval().requires_grad_(False)

@@ -104,7 +104,10 @@ class CalibrateTM(LabProcedure):
 
         tm = reconstruct(frames.reshape(total, -1), n)
         summary = {"n_modes": n, "saturated_pixels": int(saturated.sum())}
-        summary.update(self._holdout_check(bench, tm, groups, rng))
+        # |s_ref|² undoes the TM's diag(conj(s_ref)) factor; control-tm and the hold-out check
+        # need it, so it is measured once here, at the TM's exposure, and kept with the TM.
+        reference = self._reference_intensity(bench)
+        summary.update(self._holdout_check(bench, tm, groups, rng, reference))
         truth = self.station.ground_truth
         if truth is not None:
             summary.update(self._against_truth(bench, tm, groups, truth))
@@ -114,12 +117,15 @@ class CalibrateTM(LabProcedure):
         self.run.write_array("calibration/tm", tm, basis="hadamard", unit="ADU",
                              definition="diag(conj(s_ref)) T on ROI pixels (row-major)")  # fmt: skip
         self.run.write_array("calibration/groups", groups)
+        self.run.write_array("calibration/reference_intensity", reference, unit="ADU",
+                             definition="|s_ref|² on ROI pixels (row-major), dark removed")  # fmt: skip
         self.run.set_summary(**summary)
         self.registry.save(
             "tm",
             arrays={"tm": tm, "groups": groups, "roi": np.array(bench.camera.roi),
                     "exposure_s": np.array(bench.camera.exposure_s),
-                    "macropixels": np.array(bench.macropixels)},
+                    "macropixels": np.array(bench.macropixels),
+                    "reference_intensity": reference},
             metrics=summary,
             run_file=self.run.path,
             valid_for_s=self.valid_for_h * 3600,
@@ -128,18 +134,21 @@ class CalibrateTM(LabProcedure):
                       ", ".join(f"{k}={v:.4g}" for k, v in summary.items()
                                 if isinstance(v, float)))  # fmt: skip
 
-    def _holdout_check(self, bench, tm, groups, rng) -> dict[str, float]:
-        """Predict held-out speckle from the TM; needs the reference-only intensity."""
-        if not self.n_holdout:
-            return {}
+    def _reference_intensity(self, bench) -> np.ndarray:
+        """|s_ref|² (ADU, dark removed, ROI pixels row-major): every macropixel switched off."""
         cells = np.zeros(bench.layout.cells)
         blocked = ~bench.reference_mask  # every macropixel off: reference light only
         bench.slm.show_grey(blocked_image(bench, cells, blocked))
         reference, _ = bench.grab()
+        return np.asarray(reference, dtype=np.float64).reshape(-1) - self.dark
+
+    def _holdout_check(self, bench, tm, groups, rng, s2: np.ndarray) -> dict[str, float]:
+        """Predict held-out speckle from the TM and the reference-only intensity ``s2``."""
+        if not self.n_holdout:
+            return {}
         test = rng.uniform(0, 2 * np.pi, size=(self.n_holdout, self.n_modes))
         measured = bench.acquire(test[:, groups])
         self.progress(1, 1)
-        s2 = reference.reshape(-1) - self.dark
         # Where the reference is dark, tm = conj(s)·T carries no usable phase: skip those.
         lit = s2 > 0.1 * s2.mean()
         s = np.sqrt(s2[lit])  # |s|: the reference's phase is already inside tm

@@ -39,8 +39,6 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
 
     family: ClassVar[str] = "pat"
     trainer_class: ClassVar[type] = PhysicsAwareTrainer
-    # Fitting the twin in the run reports no progress; a large twin can take tens of minutes.
-    watchdog_s: ClassVar[float] = 3600.0
 
     twin = ListParameter(
         "Twin (auto = latest registered else fit one, registry = must exist, fit = fit anew)",

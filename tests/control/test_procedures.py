@@ -46,8 +46,10 @@ def test_control_tm_needs_a_tm_then_projects_digits(labpnn, station):
                   "--no-progress", check=True)  # fmt: skip
     path = run_file(done)
     values = summary(path)
-    assert values["fidelity"] >= 0.85 and values["queries"] == 31
+    # the reference-only intensity came with the TM: one frame per target, nothing else
+    assert values["fidelity"] >= 0.85 and values["queries"] == 30
     with h5py.File(path, "r") as f:
+        assert "control/reference_frame" not in f
         assert f.attrs["dof_per_target_pixel"] == 4.0
         assert f["frames/projections"].shape == (30, 8, 8)
         assert f["control/patterns"].shape == (30, 16, 16)

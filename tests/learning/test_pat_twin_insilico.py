@@ -80,6 +80,26 @@ def test_fit_twin_models_a_smooth_layer_and_books_its_data(tanh_physics):
     assert trainer.costs.twin_queries == trainer.costs.queries == 1000
 
 
+def test_fit_twin_reports_every_epoch_and_stops_when_the_callback_raises(tanh_physics):
+    layer = FunctionLayer(tanh_physics(seed=4), 20, 20)
+    sample = lambda n, g: torch.randn(n, 20, generator=g)  # noqa: E731
+    seen = []
+    fit_twin(layer, 400, sample, hidden=(32,), epochs=30, seed=0,
+             on_epoch=lambda done, total, loss: seen.append((done, total, loss)))  # fmt: skip
+    assert [(d, t) for d, t, _ in seen] == [(k, 30) for k in range(1, 31)]
+    assert seen[-1][2] < 0.8 * seen[0][2]  # the fit's own loss, falling
+
+    class Stop(Exception):
+        pass
+
+    def abort(done, total, loss):
+        if done == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit_twin(layer, 100, sample, hidden=(8,), epochs=50, on_epoch=abort)
+
+
 def test_fit_twin_drops_bad_frames_and_checks_the_sampler(tanh_physics):
     physics = tanh_physics(seed=4)
 
