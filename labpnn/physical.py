@@ -18,6 +18,8 @@ Optional parts of the protocol, which trainers use when present and never requir
   so trainers can store it without pickle.
 
 A layer may return NaN or Inf for a bad hardware frame; trainers detect it and skip that batch.
+A layer is never sent a non-finite input row (:func:`call_on_finite_rows`): a bad frame upstream
+becomes a NaN row downstream, not a NaN drive signal on the next piece of hardware.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "call_on_finite_rows",
     "PhysicalLayer",
     "FunctionLayer",
     "IdentityLayer",
@@ -45,6 +48,30 @@ class PhysicalLayer(Protocol):
     n_out: int
 
     def __call__(self, x: Tensor) -> Tensor: ...
+
+
+def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int) -> Tensor:
+    """``layer(x)`` as float32, with rows of ``x`` holding NaN or Inf left out and returned NaN.
+
+    The layer is not called when no row is finite. An output that is not ``[rows sent, n_out]``
+    raises ``ValueError`` naming the layer.
+    """
+    finite = torch.isfinite(x).all(dim=1)
+    every = bool(finite.all())
+    sent = x if every else x[finite]
+    if sent.shape[0] == 0:
+        return torch.full((x.shape[0], n_out), float("nan"))
+    out = torch.as_tensor(layer(sent), dtype=torch.float32)
+    if tuple(out.shape) != (sent.shape[0], n_out):
+        raise ValueError(
+            f"physical layer {layer!r} returned shape {tuple(out.shape)}, "
+            f"expected {[sent.shape[0], n_out]}"
+        )
+    if every:
+        return out
+    y = torch.full((x.shape[0], n_out), float("nan"))
+    y[finite] = out
+    return y
 
 
 class FunctionLayer:

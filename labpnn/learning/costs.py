@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from labpnn.physical import call_on_finite_rows
+
 __all__ = ["Costs", "linear_flops", "measure"]
 
 # A backward pass through a linear map costs about twice its forward pass.
@@ -46,25 +48,20 @@ def measure(layer, x: Tensor, costs: Costs, *, evaluation: bool = False) -> Tens
     The hardware time comes from the layer's own ``hardware_s`` counter when it has one, otherwise
     from the wall time of the call. ``evaluation=True`` also books the queries as evaluation
     queries. The output is returned as float32 ``[B, n_out]``, NaN and Inf included (the caller
-    decides what a bad frame means); a wrong shape raises ``ValueError``.
+    decides what a bad frame means); a wrong shape raises ``ValueError``. Rows of ``x`` that are
+    not finite (a bad frame in the layer before) are not sent and not counted; they come back NaN.
     """
+    sent = int(torch.isfinite(x).all(dim=1).sum())
     timer_before = getattr(layer, "hardware_s", None)
     start = time.perf_counter()
-    y = layer(x)
+    y = call_on_finite_rows(layer, x, layer.n_out)
     wall_s = time.perf_counter() - start
     timer_after = getattr(layer, "hardware_s", None)
     if isinstance(timer_before, int | float) and isinstance(timer_after, int | float):
         costs.hardware_s += float(timer_after - timer_before)
     else:
         costs.hardware_s += wall_s
-    costs.queries += x.shape[0]
+    costs.queries += sent
     if evaluation:
-        costs.eval_queries += x.shape[0]
-
-    y = torch.as_tensor(y, dtype=torch.float32)
-    expected = (x.shape[0], layer.n_out)
-    if tuple(y.shape) != expected:
-        raise ValueError(
-            f"physical layer {layer!r} returned shape {tuple(y.shape)}, expected {list(expected)}"
-        )
+        costs.eval_queries += sent
     return y

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from labpnn.physical import call_on_finite_rows
+
 __all__ = ["LabLayer", "PhaseFeatureLayer", "PhaseTwin", "phase_features", "probe_inputs"]
 
 
@@ -68,17 +70,12 @@ class LabLayer:
 
     # -- the PhysicalLayer protocol -------------------------------------------------------
     def __call__(self, x: Tensor) -> Tensor:
-        finite = torch.isfinite(x).all(dim=1)
-        if bool(finite.all()):
-            y = torch.as_tensor(self.layer(x), dtype=torch.float32)
-        else:
-            # A bad frame upstream must never reach the hardware (benches refuse NaN drive
-            # signals): its rows stay NaN, which trainers score as 'unknown'.
-            y = torch.full((x.shape[0], self.n_out), float("nan"))
-            if bool(finite.any()):
-                y[finite] = torch.as_tensor(self.layer(x[finite]), dtype=torch.float32)
+        # A bad frame upstream must never reach the hardware (benches refuse NaN drive signals):
+        # its rows stay NaN, which trainers score as 'unknown'. Trainers mask them too; this
+        # covers direct callers (probes, twin data).
+        y = call_on_finite_rows(self.layer, x, self.n_out)
         if self.on_query is not None:
-            self.on_query(int(finite.sum()))
+            self.on_query(int(torch.isfinite(x).all(dim=1).sum()))
         if self.mean is not None:
             y = (y - self._centre(y)) / self.std
         return y

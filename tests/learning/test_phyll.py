@@ -58,6 +58,30 @@ def test_a_bad_frame_skips_the_batch_and_leaves_the_weights_alone(vowel_task):
     assert torch.all(model.predict(vowel_task.x_test[:5]) == -1)
 
 
+def test_a_bad_row_never_reaches_the_next_layer_in_evaluation(vowel_task, tanh_physics):
+    """A bad frame in layer 1 must not become a NaN drive signal for the hardware of layer 2."""
+    physics = tanh_physics()
+
+    def first(x):
+        y = physics(x)
+        y[::3] = float("nan")  # every third row comes back bad
+        return y
+
+    def second(x):
+        assert torch.isfinite(x).all(), "a non-finite row was sent to the second layer"
+        return physics(x)
+
+    layers = [FunctionLayer(first, 20, 20), FunctionLayer(second, 20, 20)]
+    model = PhyLL(layers, n_classes=7, seed=0)
+    x = vowel_task.x_test[:6]
+    predicted = model.predict(x)
+    assert predicted[0] == -1 and predicted[3] == -1  # rows 0 and 3 were bad for every label
+    assert torch.all(predicted[[1, 2, 4, 5]] >= 0)
+    # the second layer measured only the good rows (7 labels x 6 samples, one in three bad)
+    assert layers[0].queries == 42 and layers[1].queries == 28
+    assert model.costs.eval_queries == 42 + 28
+
+
 def test_occasional_bad_frames_are_counted_and_training_goes_on(vowel_task, tanh_physics):
     physics = tanh_physics()
     calls = {"n": 0}
