@@ -353,7 +353,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     PhyLL (no skip, so every feature crosses the medium) is trained on the bench with a static
     medium; an in-silico model is trained on a twin fitted on that bench. Then the medium
     drifts, starting from the same medium: one copy of PhyLL keeps training online, with and
-    without per-batch re-centring of the bench's outputs (``LabLayer(recentre=True)``); frozen
+    without re-centring the bench's outputs as it measures (``LabLayer(recentre=True)``); frozen
     copies keep their weights. One epoch of drift time is one online cycle (a training epoch
     plus a test evaluation) in simulated bench time; for ``h`` in ``halvings`` the TM's field
     correlation decays at ln 2 / (2 h cycles), so the speckle (intensity) correlation halves every
@@ -699,8 +699,9 @@ def _drift_table(runs: list[dict], headline: dict) -> list[str]:
         "at ln 2 / (2h cycles), so the speckle (intensity) correlation halves every h epochs "
         "(S9 asks h = 1); the column 'speckle corr.' is measured on the bench: the mean Pearson "
         "correlation of intensity patterns of fixed inputs one cycle apart (static medium: "
-        f"{static_corr:.3f}, the noise floor). 'Re-centred': the bench outputs are centred on "
-        "each batch's own mean (`LabLayer(recentre=True)`), no labels and no extra queries. "
+        f"{static_corr:.3f}, the noise floor). 'Re-centred': the bench outputs are centred on a "
+        "running mean of the last ~64 measured rows (`LabLayer(recentre=True)`; no labels, no "
+        "extra queries). "
         f"Under drift: mean of the last 3 of {epochs} epochs; loss = static accuracy minus that; "
         f"{len(runs)} seed(s).", "",
         "| h (epochs per halving) | speckle corr. after 1 epoch | model | static (%) | "

@@ -499,7 +499,7 @@ class BenchAccess:
         "Random probes for the standardisation", default=256, minimum=2, maximum=10**7
     )
     recentre = BooleanParameter(
-        "Centre each measured batch on its own mean (follows a drifting medium; needs standardise)",
+        "Centre outputs on a running mean of recent measurements (drifting media; needs standardise)",
         default=False,
     )
 

@@ -7,13 +7,13 @@ A procedure turns its station into a :class:`LabLayer` over the bench's Physical
   once on random probes in the bench's input range. It is part of the fixed physical transform
   (a decoder), not a trained parameter: without it the digital maps see a large common mode
   (e.g. the mean speckle amplitude) and PhyLL's cosine goodness barely moves;
-* optionally **re-centres** each measured batch on its own mean (``recentre=True``), for
-  drifting media: the input-independent part of a speckle pattern (the reference arm, the
-  mean field) moves with the medium and, measured against the small input-dependent
-  modulation, is the first thing a drift destroys. The centre then follows the medium with no
-  extra queries and no labels; the scale stays the probes'. Needs batches of at least
-  ``RECENTRE_MIN_ROWS`` rows (PhyLL scores every label of a sample in one batch) and makes
-  an output depend on the rest of its batch, so it is off by default;
+* optionally **re-centres** its outputs as it measures (``recentre=True``), for drifting
+  media: the input-independent part of a speckle pattern (the reference arm, the mean field)
+  moves with the medium and, measured against the small input-dependent modulation, is the first
+  thing a drift destroys. The centre becomes a running mean over about the last
+  ``RECENTRE_MEMORY_ROWS`` measured rows, this batch included, so it follows the medium with no
+  extra queries and no labels, and a small batch moves it only a little; the scale stays the
+  probes'. An output then depends on what was measured just before it, so it is off by default;
 * never sends a non-finite input row to the hardware (its output row is NaN);
 * calls an ``on_query`` hook after every measurement, so a long epoch on real hardware still
   feeds the run's watchdog and honours an abort request;
@@ -45,7 +45,7 @@ def probe_inputs(n: int, n_in: int, low: float, high: float, generator: torch.Ge
     return low + (high - low) * torch.rand(n, n_in, generator=generator)
 
 
-RECENTRE_MIN_ROWS = 16
+RECENTRE_MEMORY_ROWS = 64
 
 
 class LabLayer:
@@ -81,11 +81,14 @@ class LabLayer:
         return y
 
     def _centre(self, y: Tensor) -> Tensor:
-        """The probes' mean, or with ``recentre`` this batch's own (finite rows, enough of them)."""
+        """The probes' mean, or with ``recentre`` a running mean over about the last
+        ``RECENTRE_MEMORY_ROWS`` measured rows, this batch included."""
         if self.recentre:
             finite = torch.isfinite(y).all(dim=1)
-            if int(finite.sum()) >= RECENTRE_MIN_ROWS:
-                return y[finite].mean(dim=0)
+            rows = int(finite.sum())
+            if rows:
+                weight = rows / (rows + RECENTRE_MEMORY_ROWS)
+                self.mean = self.mean + weight * (y[finite].mean(dim=0) - self.mean)
         return self.mean
 
     @property
@@ -161,7 +164,7 @@ class LabLayer:
 
     def __repr__(self) -> str:
         scaled = ", standardised" if self.standardised else ""
-        scaled += ", re-centred per batch" if self.recentre else ""
+        scaled += ", re-centred as it measures" if self.recentre else ""
         return f"LabLayer({self.name}, n_in={self.n_in}, n_out={self.n_out}{scaled})"
 
 

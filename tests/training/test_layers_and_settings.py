@@ -71,12 +71,20 @@ def test_recentring_follows_a_drifting_offset_that_fixed_statistics_do_not():
         layer.standardise(512, 0.0, 1.0, torch.Generator().manual_seed(0))
     offset += torch.linspace(-2.0, 2.0, 16)  # the medium moves after standardisation
     x = torch.rand(64, 20, generator=torch.Generator().manual_seed(1))
-    assert fixed(x).mean(dim=0).abs().max() > 5  # several probe std off centre
-    assert recentred(x).mean(dim=0).abs().max() < 1e-4
-    assert torch.allclose(recentred(x).std(dim=0), fixed(x).std(dim=0), atol=1e-4)  # same scale
-    # too few rows to estimate a centre: the probes' mean is kept
-    assert torch.allclose(recentred(x[:4]), fixed(x[:4]))
+    off_centre = fixed(x).mean(dim=0).abs().max()
+    assert off_centre > 5  # several probe std off centre, and it stays there
+    # a batch of 4 rows moves the running centre by 4 / (4 + 64) of the way only
+    first = recentred(x[:4]).mean(dim=0).abs().max()
+    assert first > 0.9 * fixed(x[:4]).mean(dim=0).abs().max()
+    for _ in range(8):  # each batch of 64 rows halves what is left
+        y = recentred(x)
+    assert y.mean(dim=0).abs().max() < 0.01 * off_centre
+    assert torch.allclose(y.std(dim=0), fixed(x).std(dim=0), atol=1e-4)  # same scale
     assert "re-centred" in repr(recentred)
+    # the running centre is checkpointed with the layer
+    again = LabLayer(drifting, recentre=True)
+    again.load_state_dict(recentred.state_dict())
+    assert torch.allclose(again.mean, recentred.mean)
 
 
 def test_a_nan_row_never_reaches_the_bench_and_comes_back_nan():
