@@ -17,16 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from labpnn.datasets import Dataset, embed_labels
-from labpnn.learning.costs import linear_flops
 from labpnn.learning.digital import seeded_linear
-from labpnn.learning.goodness import wrong_labels
-from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
+from labpnn.learning.local import LocalGoodnessTrainer
 
 __all__ = ["ForwardForward"]
 
 
-class ForwardForward(Trainer):
+class ForwardForward(LocalGoodnessTrainer):
     """Forward-forward on a digital ReLU MLP; ``inner_steps`` Adam steps per layer per batch."""
 
     def __init__(
@@ -68,64 +65,24 @@ class ForwardForward(Trainer):
             torch.optim.Adam(linear.parameters(), lr=self.lr) for linear in self.linears
         ]
 
-    def goodness_per_label(self, x: Tensor) -> Tensor:
-        """``[B, n_classes]``: goodness summed over layers with each label embedded in turn."""
-        self._check_width(x)
-        n = x.shape[0]
-        h = torch.cat(
-            [embed_labels(x, label, self.n_label_slots) for label in range(self.n_classes)]
-        )
-        total = torch.zeros(h.shape[0])
-        with torch.no_grad():
-            for linear in self.linears:
-                h = self._activity(linear, h)
-                total += self._goodness(h)
-                self._costs.digital_flops += linear_flops(
-                    linear.in_features, linear.out_features, h.shape[0]
-                )
-        return total.view(self.n_classes, n).T
+    @property
+    def local_maps(self) -> nn.ModuleList:
+        return self.linears
 
-    def predict(self, x: Tensor) -> Tensor:
-        return predicted_classes(self.goodness_per_label(x))
+    def _layer_input(self, k: int, h: Tensor, *, evaluation: bool = False) -> Tensor:
+        """The previous activity length-normalised, so a layer cannot pass its goodness on."""
+        return h / (h.norm(dim=1, keepdim=True) + 1e-4)
 
-    def _train_epoch(self, ds: Dataset) -> dict:
-        layer_losses: list[list[float]] = [[] for _ in self.linears]
-        for index in self._batches(ds.x_train.shape[0], self.batch_size):
-            self._train_batch(ds.x_train[index], ds.y_train[index], layer_losses)
-        means = [mean_or_none(losses) for losses in layer_losses]
-        return {"loss": sum(means), "layer_losses": means}
+    def _activity(self, k: int, z: Tensor) -> Tensor:
+        return F.relu(self.linears[k](z))
 
-    def _train_batch(self, x: Tensor, y: Tensor, layer_losses: list[list[float]]) -> None:
-        n = x.shape[0]
-        negative = wrong_labels(y, self.n_classes, self.generator)
-        h = torch.cat(
-            [embed_labels(x, y, self.n_label_slots), embed_labels(x, negative, self.n_label_slots)]
-        )
-        for k, (linear, optimizer) in enumerate(zip(self.linears, self.optimizers)):
-            for _ in range(self.inner_steps):
-                margin = self._goodness(self._activity(linear, h)) - self.threshold
-                # -log p(pos) for positives and -log(1 - p(pos)) for negatives.
-                loss = F.softplus(torch.cat([-margin[:n], margin[n:]])).mean()
-                layer_losses[k].append(self._check_loss(loss))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                h = self._activity(linear, h)
-            widths = (linear.in_features, linear.out_features)
-            step_flops = linear_flops(*widths, 2 * n, backward=True)
-            self._costs.digital_flops += self.inner_steps * step_flops + linear_flops(
-                *widths, 2 * n
-            )
-
-    @staticmethod
-    def _activity(linear: nn.Linear, h: Tensor) -> Tensor:
-        """ReLU activity of one layer on the length-normalised previous activity."""
-        return F.relu(linear(h / (h.norm(dim=1, keepdim=True) + 1e-4)))
-
-    @staticmethod
-    def _goodness(h: Tensor) -> Tensor:
+    def _goodness(self, k: int, h: Tensor) -> Tensor:
         return h.pow(2).mean(dim=1)
+
+    def _local_loss(self, good_positive: Tensor, good_negative: Tensor) -> Tensor:
+        # -log p(pos) for positives and -log(1 - p(pos)) for negatives, p = sigmoid(G - threshold)
+        margins = torch.cat([self.threshold - good_positive, good_negative - self.threshold])
+        return F.softplus(margins).mean()
 
     def _stateful(self) -> dict:
         parts: dict = {"linears": self.linears}

@@ -23,23 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from labpnn.datasets import Dataset, embed_labels
-from labpnn.learning.costs import linear_flops
 from labpnn.learning.digital import seeded_linear
-from labpnn.learning.goodness import (
-    cosine_goodness,
-    random_prototype,
-    sum_of_squares_goodness,
-    wrong_labels,
-)
-from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
+from labpnn.learning.goodness import cosine_goodness, random_prototype, sum_of_squares_goodness
+from labpnn.learning.local import LocalGoodnessTrainer
 
 __all__ = ["PhyLL"]
 
 GOODNESS_KINDS = ("cosine", "sumsq")
 
 
-class PhyLL(Trainer):
+class PhyLL(LocalGoodnessTrainer):
     """PhyLL on a stack of physical layers.
 
     Prediction tries every label and takes the argmax of the goodness summed over layers, so
@@ -109,65 +102,25 @@ class PhyLL(Trainer):
         """``(in, out)`` of each trainable map W_k."""
         return [(linear.in_features, linear.out_features) for linear in self.digital]
 
-    def goodness_per_label(self, x: Tensor) -> Tensor:
-        """``[B, n_classes]``: goodness summed over layers with each label embedded in turn."""
-        self._check_width(x)
-        n = x.shape[0]
-        h = torch.cat(
-            [embed_labels(x, label, self.n_label_slots) for label in range(self.n_classes)]
-        )
-        total = torch.zeros(h.shape[0])
-        with torch.no_grad():
-            for k, linear in enumerate(self.digital):
-                z = self._layer_input(k, h, evaluation=True)
-                h = linear(z)
-                total += self._goodness(k, h)
-                self._costs.digital_flops += linear_flops(*self.digital_widths[k], h.shape[0])
-        return total.view(self.n_classes, n).T
-
-    def predict(self, x: Tensor) -> Tensor:
-        return predicted_classes(self.goodness_per_label(x))
-
-    def _train_epoch(self, ds: Dataset) -> dict:
-        layer_losses: list[list[float]] = [[] for _ in self.layers]
-        for index in self._batches(ds.x_train.shape[0], self.batch_size):
-            x, y = ds.x_train[index], ds.y_train[index]
-            self._run_batch(lambda x=x, y=y: self._train_batch(x, y, layer_losses))
-        means = [mean_or_none(losses) for losses in layer_losses]
-        total = None if None in means else sum(means)
-        return {"loss": total, "layer_losses": means}
-
-    def _train_batch(self, x: Tensor, y: Tensor, layer_losses: list[list[float]]) -> None:
-        """Greedy layer-local update of every W_k on one batch of positives and negatives."""
-        n = x.shape[0]
-        negative = wrong_labels(y, self.n_classes, self.generator)
-        h = torch.cat(
-            [embed_labels(x, y, self.n_label_slots), embed_labels(x, negative, self.n_label_slots)]
-        )
-        for k, (linear, optimizer) in enumerate(zip(self.digital, self.optimizers)):
-            z = self._layer_input(k, h)
-            for _ in range(self.inner_steps):
-                goodness = self._goodness(k, linear(z))
-                loss = F.softplus(-self.alpha * (goodness[:n] - goodness[n:])).mean()
-                layer_losses[k].append(self._check_loss(loss))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                h = linear(z)
-            step_flops = linear_flops(*self.digital_widths[k], 2 * n, backward=True)
-            forward_flops = linear_flops(*self.digital_widths[k], 2 * n)
-            self._costs.digital_flops += self.inner_steps * step_flops + forward_flops
+    @property
+    def local_maps(self) -> nn.ModuleList:
+        return self.digital
 
     def _layer_input(self, k: int, h: Tensor, *, evaluation: bool = False) -> Tensor:
         """Measure P_k(h) and, with skip, append the layer input: the input of W_k."""
         measured = self._measure(self.layers[k], h, evaluation=evaluation)
         return torch.cat([measured, h], dim=1) if self.skip else measured
 
+    def _activity(self, k: int, z: Tensor) -> Tensor:
+        return self.digital[k](z)
+
     def _goodness(self, k: int, h: Tensor) -> Tensor:
         if self.goodness == "cosine":
             return cosine_goodness(h, self.prototypes[k])
         return sum_of_squares_goodness(h)
+
+    def _local_loss(self, good_positive: Tensor, good_negative: Tensor) -> Tensor:
+        return F.softplus(-self.alpha * (good_positive - good_negative)).mean()
 
     def _stateful(self) -> dict:
         parts = {"digital": self.digital, "prototypes": self.prototypes}
