@@ -25,7 +25,7 @@ from labpnn.control.loop import ControlLoop, Progress, cosine_lr
 from labpnn.control.metrics import torch_pearson
 from labpnn.control.speckle_model import SpeckleModel
 
-__all__ = ["ActorNetwork", "ActorModelControl", "train_through"]
+__all__ = ["ActorNetwork", "ActorControlLoop", "ActorModelControl", "train_through"]
 
 
 class ActorNetwork(nn.Module):
@@ -101,15 +101,20 @@ def train_through(
     return last
 
 
-class ActorModelControl(ControlLoop):
-    """The actor/model controller; see the module docstring and :class:`ControlLoop`."""
+class ActorControlLoop(ControlLoop):
+    """The actor half shared by the actor/model and VAE controllers.
 
-    method = "actor-model"
+    Both train the same :class:`ActorNetwork` through their forward model ``self.model``;
+    keeping it in one place keeps their actors (and their RNG draws) the same.
+    Subclasses call :meth:`build_actor` at the end of :meth:`build`, after their model,
+    so the generator's draws come in the same order.
+    """
 
-    def build(self) -> None:
+    state_name = "model"  # checkpoint prefix of ``self.model`` and ``self.model_optimizer``
+
+    def build_actor(self) -> None:
+        """Create ``self.actor`` and its optimiser (seeded from ``self.generator``)."""
         cfg = self.config
-        self.model = SpeckleModel(self.n_macropixels, self.n_pixels)
-        self.model_optimizer = self.model.make_optimizer()
         self.actor = ActorNetwork(
             self.n_pixels, self.n_macropixels, cfg.actor_hidden, self.generator
         )
@@ -117,23 +122,11 @@ class ActorModelControl(ControlLoop):
 
     def stateful(self) -> dict[str, Any]:
         return {
-            "model": self.model,
-            "model_optimizer": self.model_optimizer,
+            self.state_name: self.model,
+            f"{self.state_name}_optimizer": self.model_optimizer,
             "actor": self.actor,
             "actor_optimizer": self.actor_optimizer,
         }
-
-    def fit_model(self, first: bool, progress: Progress | None = None) -> dict[str, float]:
-        cfg = self.config
-        return self.model.fit(
-            self.codes,
-            self.images,
-            iterations=cfg.model_iterations if first else cfg.model_refit_iterations,
-            epochs=cfg.model_epochs,
-            generator=self.generator,
-            optimizer=self.model_optimizer,
-            progress=progress,
-        )
 
     def train_actor(self, first: bool, progress: Progress | None = None) -> dict[str, float]:
         cfg = self.config
@@ -159,3 +152,26 @@ class ActorModelControl(ControlLoop):
 
     def predict(self, phases: np.ndarray) -> np.ndarray:
         return self.model.predict(phases)
+
+
+class ActorModelControl(ActorControlLoop):
+    """The actor/model controller; see the module docstring and :class:`ControlLoop`."""
+
+    method = "actor-model"
+
+    def build(self) -> None:
+        self.model = SpeckleModel(self.n_macropixels, self.n_pixels)
+        self.model_optimizer = self.model.make_optimizer()
+        self.build_actor()
+
+    def fit_model(self, first: bool, progress: Progress | None = None) -> dict[str, float]:
+        cfg = self.config
+        return self.model.fit(
+            self.codes,
+            self.images,
+            iterations=cfg.model_iterations if first else cfg.model_refit_iterations,
+            epochs=cfg.model_epochs,
+            generator=self.generator,
+            optimizer=self.model_optimizer,
+            progress=progress,
+        )

@@ -31,14 +31,12 @@ Two choices make it learnable from a few thousand intensity-only pairs, and both
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
-from labpnn.control.actor_model import ActorNetwork, train_through
-from labpnn.control.loop import ControlLoop, LoopConfig, Progress, cosine_lr
+from labpnn.control.actor_model import ActorControlLoop
+from labpnn.control.loop import LoopConfig, Progress, cosine_lr
 from labpnn.control.speckle_model import SpeckleModel, code_phases
 
 __all__ = ["VariationalForwardModel", "VAEControl"]
@@ -149,10 +147,11 @@ class VariationalForwardModel(nn.Module):
         }
 
 
-class VAEControl(ControlLoop):
-    """The variational controller; the outer loop is :class:`ControlLoop`'s."""
+class VAEControl(ActorControlLoop):
+    """The variational controller; the outer loop and actor are :class:`ActorControlLoop`'s."""
 
     method = "vae"
+    state_name = "vae"
 
     def __init__(
         self,
@@ -170,22 +169,10 @@ class VAEControl(ControlLoop):
         super().__init__(n_macropixels, target_shape, train_targets, config)
 
     def build(self) -> None:
-        cfg = self.config
         self.speckle = SpeckleModel(self.n_macropixels, self.n_pixels)
         self.model = VariationalForwardModel(self.n_macropixels, self.n_pixels, self.latent_size)
         self.model_optimizer = torch.optim.Adam(self.model.parameters(), lr=self.vae_lr)
-        self.actor = ActorNetwork(
-            self.n_pixels, self.n_macropixels, cfg.actor_hidden, self.generator
-        )
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-
-    def stateful(self) -> dict[str, Any]:
-        return {
-            "vae": self.model,
-            "vae_optimizer": self.model_optimizer,
-            "actor": self.actor,
-            "actor_optimizer": self.actor_optimizer,
-        }
+        self.build_actor()
 
     def fit_model(self, first: bool, progress: Progress | None = None) -> dict[str, float]:
         phases = code_phases(self.codes)
@@ -225,28 +212,3 @@ class VAEControl(ControlLoop):
             if progress:
                 progress("VAE: training", epoch + 1, self.vae_epochs)
         return {f"vae_{k}": v for k, v in terms.items()}
-
-    def train_actor(self, first: bool, progress: Progress | None = None) -> dict[str, float]:
-        cfg = self.config
-        predicted = train_through(
-            self.actor,
-            self.model,
-            self.train_targets,
-            self.actor_optimizer,
-            cfg.actor_epochs if first else cfg.actor_refit_epochs,
-            cfg.actor_lr,
-            cfg.batch,
-            self.generator,
-            progress,
-        )
-        return {"train_fidelity_predicted": predicted}
-
-    def patterns(self, targets: np.ndarray) -> np.ndarray:
-        flat = np.asarray(targets, dtype=np.float32).reshape(len(targets), -1)
-        flat = flat / np.maximum(flat.max(axis=1, keepdims=True), 1e-12)
-        with torch.no_grad():
-            phases = self.actor(torch.as_tensor(flat)).numpy().astype(np.float64)
-        return np.mod(phases, 2 * np.pi)
-
-    def predict(self, phases: np.ndarray) -> np.ndarray:
-        return self.model.predict(phases)
