@@ -105,23 +105,8 @@ class CommandTable:
 
 def split_message(line: str) -> list[tuple[str, str]]:
     """Split ``"A 1;:B? 'x;y'"`` into ``[("A", "1"), ("B?", "'x;y'")]`` (quotes respected)."""
-    units, current, quote = [], [], ""
-    for ch in line:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            current.append(ch)
-        elif ch == ";":
-            units.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    units.append("".join(current))
     out = []
-    for unit in units:
+    for unit in _split_unquoted(line, ";"):
         unit = unit.strip()
         if not unit:
             continue
@@ -138,6 +123,12 @@ def split_args(args: str) -> list[str]:
 
 
 def split_message_commas(text: str) -> list[str]:
+    """Split at commas outside quotes, keeping quotes and white space."""
+    return _split_unquoted(text, ",")
+
+
+def _split_unquoted(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside '...' or "..." strings: a quoted ``;`` or ``,`` is data."""
     parts, current, quote = [], [], ""
     for ch in text:
         if quote:
@@ -147,7 +138,7 @@ def split_message_commas(text: str) -> list[str]:
         elif ch in "'\"":
             quote = ch
             current.append(ch)
-        elif ch == ",":
+        elif ch == sep:
             parts.append("".join(current))
             current = []
         else:

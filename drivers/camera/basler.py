@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import Camera, is_timeout, refuse_unknown
+from labpnn.drivers.camera.base import is_timeout, refuse_unknown
+from labpnn.drivers.camera.genicam_nodes import NodeMapCamera
 from labpnn.errors import (
     ConfigError,
     DeviceLost,
@@ -56,7 +57,7 @@ def _pick(infos: list[Any], serial: str | None, label: str) -> Any:
     )
 
 
-class BaslerCamera(Camera):
+class BaslerCamera(NodeMapCamera):
     def __init__(
         self,
         label: str = "camera",
@@ -96,13 +97,13 @@ class BaslerCamera(Camera):
             ) from None
 
     # -- SDK primitives -------------------------------------------------------------------
-    def _node(self, name: str) -> Any:
-        try:
-            return getattr(self._cam, name)
-        except Exception:
-            raise InstrumentError(f"{self.label}: this camera has no '{name}' feature") from None
+    VALUE, MIN, MAX, INC = "Value", "Min", "Max", "Inc"  # pypylon's spelling
+
+    def _node_map(self) -> Any:
+        return self._cam
 
     def _has(self, name: str) -> bool:
+        """pypylon may hand out a node this camera does not implement; only a read tells."""
         try:
             getattr(self._cam, name).Value  # noqa: B018 - unavailable features raise here
         except Exception:
@@ -110,26 +111,13 @@ class BaslerCamera(Camera):
         return True
 
     def _read(self, name: str) -> Any:
+        """pypylon's read errors do not say which feature failed; ours do."""
         try:
-            return self._node(name).Value
+            return super()._read(name)
         except InstrumentError:
             raise
         except Exception as exc:
             raise InstrumentError(f"{self.label}: cannot read {name}: {exc}") from None
-
-    def _write(self, name: str, value: Any) -> None:
-        node = self._node(name)
-        try:
-            node.Value = value
-        except Exception as exc:
-            raise InstrumentError(f"{self.label}: cannot set {name}={value!r}: {exc}") from None
-
-    def _bounds(self, name: str) -> tuple[float, float, float | None]:
-        node = self._node(name)
-        inc = None
-        with contextlib.suppress(Exception):
-            inc = node.Inc
-        return node.Min, node.Max, inc
 
     def _send_trigger(self) -> None:
         ms = max(1, int(self._timeout_s * 1000))
@@ -158,11 +146,7 @@ class BaslerCamera(Camera):
                 max(1, int(timeout_s * 1000)), self._pylon.TimeoutHandling_ThrowException
             )
         except Exception as exc:
-            if is_timeout(exc):
-                raise InstrumentTimeout(self._timeout_message(timeout_s)) from None
-            raise DeviceLost(
-                f"{self.label}: camera {self.serial} failed to deliver: {exc}"
-            ) from None
+            raise self._fetch_error(exc, timeout_s) from None
         try:
             if not result.GrabSucceeded():
                 raise InstrumentError(

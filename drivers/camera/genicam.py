@@ -20,14 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import Camera, is_timeout, refuse_unknown
-from labpnn.errors import (
-    ConfigError,
-    DeviceLost,
-    InstrumentError,
-    InstrumentTimeout,
-    MissingDependency,
-)
+from labpnn.drivers.camera.base import refuse_unknown
+from labpnn.drivers.camera.genicam_nodes import NodeMapCamera
+from labpnn.errors import ConfigError, DeviceLost, MissingDependency
 
 INSTALL = "pip install harvesters (or pip install 'labpnn[camera]')"
 
@@ -86,7 +81,7 @@ def _pick(infos: list[Any], serial: str | None, label: str) -> Any:
     )
 
 
-class GenICamCamera(Camera):
+class GenICamCamera(NodeMapCamera):
     def __init__(
         self,
         label: str = "camera",
@@ -126,35 +121,8 @@ class GenICamCamera(Camera):
         self._nodes = self._acquirer.remote_device.node_map
 
     # -- SDK primitives -------------------------------------------------------------------
-    def _node(self, name: str) -> Any:
-        try:
-            return getattr(self._nodes, name)
-        except Exception:
-            raise InstrumentError(f"{self.label}: this camera has no '{name}' feature") from None
-
-    def _has(self, name: str) -> bool:
-        try:
-            getattr(self._nodes, name)
-        except Exception:
-            return False
-        return True
-
-    def _read(self, name: str) -> Any:
-        return self._node(name).value
-
-    def _write(self, name: str, value: Any) -> None:
-        node = self._node(name)
-        try:
-            node.value = value
-        except Exception as exc:
-            raise InstrumentError(f"{self.label}: cannot set {name}={value!r}: {exc}") from None
-
-    def _bounds(self, name: str) -> tuple[float, float, float | None]:
-        node = self._node(name)
-        inc = None
-        with contextlib.suppress(Exception):
-            inc = node.inc
-        return node.min, node.max, inc
+    def _node_map(self) -> Any:
+        return self._nodes
 
     def _send_trigger(self) -> None:
         self._node("TriggerSoftware").execute()
@@ -169,11 +137,7 @@ class GenICamCamera(Camera):
         try:
             buffer = self._acquirer.fetch(timeout=timeout_s)
         except Exception as exc:
-            if is_timeout(exc):
-                raise InstrumentTimeout(self._timeout_message(timeout_s)) from None
-            raise DeviceLost(
-                f"{self.label}: camera {self.serial} failed to deliver: {exc}"
-            ) from None
+            raise self._fetch_error(exc, timeout_s) from None
         try:
             component = buffer.payload.components[0]
             return np.array(component.data, copy=True).reshape(component.height, component.width)
