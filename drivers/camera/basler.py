@@ -110,15 +110,6 @@ class BaslerCamera(NodeMapCamera):
             return False
         return True
 
-    def _read(self, name: str) -> Any:
-        """pypylon's read errors do not say which feature failed; ours do."""
-        try:
-            return super()._read(name)
-        except InstrumentError:
-            raise
-        except Exception as exc:
-            raise InstrumentError(f"{self.label}: cannot read {name}: {exc}") from None
-
     def _send_trigger(self) -> None:
         ms = max(1, int(self._timeout_s * 1000))
         try:

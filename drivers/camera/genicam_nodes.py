@@ -41,7 +41,12 @@ class NodeMapCamera(Camera):
         return True
 
     def _read(self, name: str) -> Any:
-        return getattr(self._node(name), self.VALUE)
+        """SDK read errors do not say which feature failed; ours do."""
+        node = self._node(name)
+        try:
+            return getattr(node, self.VALUE)
+        except Exception as exc:
+            raise InstrumentError(f"{self.label}: cannot read {name}: {exc}") from None
 
     def _write(self, name: str, value: Any) -> None:
         node = self._node(name)

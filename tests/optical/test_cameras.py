@@ -7,7 +7,13 @@ import pytest
 
 from labpnn.clock import VirtualClock
 from labpnn.drivers.camera import BaslerCamera, GenICamCamera
-from labpnn.errors import ConfigError, InstrumentTimeout, LimitError, MissingDependency
+from labpnn.errors import (
+    ConfigError,
+    InstrumentError,
+    InstrumentTimeout,
+    LimitError,
+    MissingDependency,
+)
 
 from . import harvesters_stub
 
@@ -146,3 +152,18 @@ def test_a_typo_in_the_station_file_is_refused(station):
         station("instruments.camera.exposure=0.01", small=True)
     with pytest.raises(ConfigError, match="unknown option.s. refresh for ScreenSLM"):
         station("instruments.slm.refresh=60", small=True)
+
+
+def test_a_failing_genicam_read_names_the_camera_and_the_feature(monkeypatch, tmp_path):
+    stub = harvesters_stub.install(monkeypatch, tmp_path)
+
+    class Broken:
+        @property
+        def value(self):
+            raise RuntimeError("GenTL error -1011")
+
+    monkeypatch.setitem(stub.cameras[0].nodes, "DeviceTemperature", Broken())
+    cam = GenICamCamera("camera", serial="22334455")
+    with pytest.raises(InstrumentError, match="camera: cannot read DeviceTemperature: GenTL error"):
+        cam._read("DeviceTemperature")
+    cam.close()
