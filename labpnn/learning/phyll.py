@@ -39,6 +39,11 @@ class PhyLL(LocalGoodnessTrainer):
     classifying one sample sends ``n_classes`` samples through every physical layer; those queries
     are counted (``costs.eval_queries``). ``n_label_slots`` defaults to ``n_classes``: the slots
     beyond are zero in the data and stay zero.
+
+    PhyLL takes the physical outputs as they come. It copes with their scale (measured: tanh,
+    |Tx|² speckle ×1 and ×10⁴, 8-bit counts, an offset of 10 all train the vowels to 90-100 %),
+    but an offset a thousand times the input-dependent variation leaves it at chance: standardise
+    such outputs first, as ``LabLayer`` does for the benches.
     """
 
     def __init__(
