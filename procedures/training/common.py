@@ -498,10 +498,6 @@ class BenchAccess:
     standardise_samples = IntegerParameter(
         "Random probes for the standardisation", default=256, minimum=2, maximum=10**7
     )
-    recentre = BooleanParameter(
-        "Centre outputs on a running mean of recent measurements (drifting media; needs standardise)",
-        default=False,
-    )
 
     @property
     def bench_defaults(self) -> BenchDefaults:
@@ -514,7 +510,10 @@ class BenchAccess:
 
             bench = make_bench(self.station)
             self._layer = LabLayer(
-                bench, on_query=self.on_query, name=self.bench_kind, recentre=bool(self.recentre)
+                bench,
+                on_query=self.on_query,
+                name=self.bench_kind,
+                recentre=bool(getattr(self, "recentre", False)),
             )
         return self._layer
 
@@ -556,6 +555,10 @@ class PhysicalTrainingProcedure(BenchAccess, TrainingProcedure):
 
     layers = IntegerParameter(
         "Physical layers (0 = the bench's published depth)", default=0, minimum=0, maximum=64
+    )
+    recentre = BooleanParameter(
+        "Centre outputs on a running mean of recent measurements (drifting media; needs standardise)",
+        default=False,
     )
     input_range = FloatParameter(
         "Largest input value sent to the bench (0 = the bench's default)",

@@ -196,11 +196,6 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
         parse_widths(self.twin_hidden)
         if self.twin_samples < 10:
             raise BadInput(f"twin_samples={self.twin_samples}: measure at least 10 pairs")
-        if self.recentre:
-            raise BadInput(
-                f"{self.name}: recentre is for training on a drifting bench; a twin is fitted "
-                "on the bench's own standardised outputs (leave recentre=false)"
-            )
 
     def estimate(self) -> Estimate:
         queries = int(self.twin_samples) + (

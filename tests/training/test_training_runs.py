@@ -27,11 +27,14 @@ def _run_files(data_dir: Path) -> list[Path]:
 
 
 def test_a_killed_phyll_run_resumes_to_the_same_final_metrics(labpnn, lab_dirs, direct_station):
-    """SIGKILL after the first checkpoint, `labpnn resume`: final metrics equal an uninterrupted run."""
+    """SIGKILL after the first checkpoint, `labpnn resume`: final metrics equal an uninterrupted run.
+
+    With re-centring on, so the running centre of the bench's outputs is checkpointed too.
+    """
     station = direct_station("acoustic")
     args = ["run", "train-phyll", "--station", station, *VOWELS, *SMALL,
             "--set", "epochs=6", "--set", "eval_every=2", "--set", "checkpoint_every=2",
-            "--set", "train_eval_samples=30", "--set", "seed=3"]  # fmt: skip
+            "--set", "train_eval_samples=30", "--set", "seed=3", "--set", "recentre=true"]  # fmt: skip
     reference = labpnn(*args)
     assert reference.returncode == 0, reference.stderr
     expected = summary(run_path(reference))
@@ -46,6 +49,7 @@ def test_a_killed_phyll_run_resumes_to_the_same_final_metrics(labpnn, lab_dirs, 
             if meta and meta["epoch"] >= 2:
                 proc.send_signal(signal.SIGKILL)
                 victim = path
+                assert "re-centred" in str(meta["trainer"]["config"]["layers"])
                 break
         time.sleep(0.02)
     proc.wait(timeout=30)
