@@ -1,15 +1,21 @@
 """A mock vector network analyser: an asyncio SCPI server on loopback, measuring a simulated device.
 
-It speaks the subset of the Keysight ENA/PNA, Rohde & Schwarz ZNB and Copper Mountain
-dialects that ``labpnn.drivers.vna`` uses, so the *unmodified* drivers (and any plain
-pyvisa script) reach it through pyvisa-py at ``TCPIP::127.0.0.1::<port>::SOCKET``:
+It speaks the subset of the Keysight ENA, Keysight PNA, Rohde & Schwarz ZNB and Copper
+Mountain dialects that ``labpnn.drivers.vna`` uses, all at once (a client picks its family by
+the commands it sends), so the *unmodified* drivers (and any plain pyvisa script) reach it
+through pyvisa-py at ``TCPIP::127.0.0.1::<port>::SOCKET``:
 
 * sweep setup (``SENS:FREQ:STAR/STOP``, ``SENS:SWE:POIN``, ``SENS:BWID`` or ``SENS:BAND``,
   ``SOUR:POW``, ``OUTP``), triggering (``TRIG:SOUR``, ``TRIG[:SEQ]:SING``, ``INIT[:IMM]``,
-  ``INIT:CONT``) and ``*OPC?``, which answers only once the sweep time has passed;
-* traces in all three styles (``CALC:PAR:COUN``/``CALC:PAR<n>:DEF``/``CALC:PAR<n>:SEL`` +
+  ``INIT:CONT``, ``SENS:SWE:MODE HOLD|CONT|SING``) and ``*OPC?``, which answers only once
+  the sweep time has passed. ``SENS:SWE:MODE SING`` sweeps only with an internal trigger
+  source (``INT``/``IMM``); otherwise it pushes ``-221,"Settings conflict"`` (a PNA would
+  wait for a trigger that never comes);
+* traces in all four styles (``CALC:PAR:COUN``/``CALC:PAR<n>:DEF``/``CALC:PAR<n>:SEL`` +
   ``CALC:DATA:SDAT?``; ``CALC:PAR:SDEF 'Trc1','S21'`` + ``CALC:DATA:TRAC? 'Trc1',SDAT``;
-  ``CALC:TRAC<n>:DATA:SDAT?``);
+  ``CALC:TRAC<n>:DATA:SDAT?``; the PNA's named measurements ``CALC:PAR[:DEF]:EXT
+  'CH1_S21','S21'`` or ``CALC:PAR:DEF 'CH1_S21',S21`` + ``CALC:PAR:SEL 'CH1_S21'`` +
+  ``CALC:DATA? SDATA``), all deleted by ``CALC:PAR:DEL:ALL``;
 * ``FORM[:DATA] ASC|REAL,64|REAL|REAL,32`` and ``FORM:BORD NORM|SWAP`` (NORM, big-endian,
   is the power-on default, as on Keysight: a driver that forgets SWAP reads garbage);
 * ``*IDN?``, ``*RST``, ``*CLS``, ``SYST:ERR?`` with a real error queue: an unknown command
@@ -173,15 +179,18 @@ class MockVNA:
         t.add("TRIGger[:SEQuence]:SINGle", self._trigger)
         t.add("INITiate#[:IMMediate]", self._trigger)
         t.add("INITiate#:CONTinuous[?]", self._continuous)
+        t.add("SENSe#:SWEep:MODE[?]", self._sweep_mode)
         t.add("CALCulate#:PARameter:COUNt[?]", self._par_count)
         t.add("CALCulate#:PARameter#:DEFine[?]", self._par_define)
         t.add("CALCulate#:PARameter#:SELect", self._par_select)
         t.add("CALCulate#:PARameter:SDEFine", self._par_sdefine)
+        t.add("CALCulate#:PARameter[:DEFine]:EXTended", self._par_sdefine)
         t.add("CALCulate#:PARameter:DELete:ALL", self._par_delete_all)
         t.add("CALCulate#:DATA:SDATa?", lambda s, a, q: self._trace(self.state.selected))
         t.add("CALCulate#:SELected:DATA:SDATa?", lambda s, a, q: self._trace(self.state.selected))
         t.add("CALCulate#:TRACe#:DATA:SDATa?", lambda s, a, q: self._trace(s[1]))
         t.add("CALCulate#:DATA:TRACe?", self._trace_by_name)
+        t.add("CALCulate#:DATA?", self._selected_data)
 
     def _reset(self, suffixes, args, query):
         self.state = VNAState()
@@ -228,26 +237,26 @@ class MockVNA:
             return {"ASC": "ASC,0", "REAL64": "REAL,64", "REAL32": "REAL,32"}[
                 self.state.data_format
             ]
-        value = args.replace(" ", "").upper()
         formats = {
             "ASC": "ASC", "ASCII": "ASC", "ASC,0": "ASC", "ASCII,0": "ASC",
             "REAL": "REAL64", "REAL,64": "REAL64", "REAL64": "REAL64",
             "REAL,32": "REAL32", "REAL32": "REAL32",
         }  # fmt: skip
-        if value not in formats:
-            raise SCPIError(-224, "Illegal parameter value")
-        self.state.data_format = formats[value]
+        self.state.data_format = self._keyword(args, formats)
+
+    @staticmethod
+    def _keyword(args: str, choices: dict[str, Any]) -> Any:
+        """The value ``choices`` gives a keyword argument (any case, spaces ignored)."""
+        try:
+            return choices[args.replace(" ", "").upper()]
+        except KeyError:
+            raise SCPIError(-224, "Illegal parameter value") from None
 
     def _border(self, suffixes, args, query):
         if query:
             return "NORM" if self.state.big_endian else "SWAP"
-        value = args.strip().upper()
-        if value in ("NORM", "NORMAL"):
-            self.state.big_endian = True
-        elif value in ("SWAP", "SWAPPED"):
-            self.state.big_endian = False
-        else:
-            raise SCPIError(-224, "Illegal parameter value")
+        orders = {"NORM": True, "NORMAL": True, "SWAP": False, "SWAPPED": False}
+        self.state.big_endian = self._keyword(args, orders)
 
     def _trigger_source(self, suffixes, args, query):
         if query:
@@ -269,6 +278,19 @@ class MockVNA:
         if self.realtime:
             self.ready_at = asyncio.get_running_loop().time() + duration_s
 
+    def _sweep_mode(self, suffixes, args, query):
+        """The PNA's per-channel trigger mode; ``SING`` takes one sweep, then holds."""
+        if query:
+            return "CONT" if self.state.continuous else "HOLD"
+        modes = {"HOLD": "HOLD", "CONT": "CONT", "CONTINUOUS": "CONT", "SING": "SING",
+                 "SINGLE": "SING"}  # fmt: skip
+        mode = self._keyword(args, modes)
+        if mode == "SING" and self.state.trigger_source not in ("INT", "IMM"):
+            raise SCPIError(-221, "Settings conflict")
+        self.state.continuous = mode == "CONT"
+        if mode == "SING":
+            self._trigger(suffixes, args, query)
+
     def _par_count(self, suffixes, args, query):
         if query:
             return str(len(self.state.traces))
@@ -282,6 +304,8 @@ class MockVNA:
         self.state.traces = {i: self.state.traces.get(i, defaults[i]) for i in range(1, n + 1)}
 
     def _par_define(self, suffixes, args, query):
+        if not query and len(split_args(args)) == 2:  # the PNA's older CALC:PAR:DEF 'name',S21
+            return self._par_sdefine(suffixes, args, query)
         index = suffixes[1]
         if index not in self.state.traces:
             raise SCPIError(-200, "Execution error; trace not defined")
@@ -293,9 +317,11 @@ class MockVNA:
         self.state.traces[index] = param
 
     def _par_select(self, suffixes, args, query):
-        if suffixes[1] not in self.state.traces:
+        # ENA: CALC:PAR<n>:SEL; PNA: CALC:PAR:SEL '<name>'[,fast]
+        index = self.state.trace_names.get(split_args(args)[0]) if args else suffixes[1]
+        if index not in self.state.traces:
             raise SCPIError(-200, "Execution error; trace not defined")
-        self.state.selected = suffixes[1]
+        self.state.selected = index
 
     def _par_sdefine(self, suffixes, args, query):
         parts = split_args(args)
@@ -315,6 +341,12 @@ class MockVNA:
         if not parts or parts[0] not in self.state.trace_names:
             raise SCPIError(-200, "Execution error; trace not defined")
         return self._trace(self.state.trace_names[parts[0]])
+
+    def _selected_data(self, suffixes, args, query):
+        """The PNA's ``CALC:DATA? SDATA``: complex data of the selected measurement."""
+        if args.strip().upper() not in ("SDATA", "SDAT"):
+            raise SCPIError(-224, "Illegal parameter value")
+        return self._trace(self.state.selected)
 
     def _trace(self, index: int):
         if index not in self.state.traces:

@@ -4,15 +4,21 @@ Learned from the vendors' programming manuals (and scikit-rf's ``skrf/vi/vna`` a
 N52xx, ZNB and M5xxx drivers as readings of them). Placeholders: ``{ch}`` channel, ``{i}``
 trace number, ``{n}`` trace count, ``{param}`` S-parameter name, ``{value}``.
 
-* Keysight ENA (E5071C, E5080) and PNA: numbered traces (``CALC:PAR<i>:DEF``), read the
+* Keysight ENA (E5071C, E5080A/B): numbered traces (``CALC:PAR<i>:DEF``), read the
   *selected* trace with ``CALC:DATA:SDAT?``, bus trigger + ``TRIG:SING``.
+* Keysight PNA/PNA-X (N52xx, E836x): *named measurements* (``CALC:PAR:DEF:EXT
+  'CH1_S21','S21'``, created undisplayed), selected by name (``CALC:PAR:SEL``) and read with
+  ``CALC:DATA? SDATA``; there is no ``CALC:PAR:COUN`` trace count and no ``TRIG:SOUR BUS``:
+  the trigger stays internal (``TRIG:SOUR IMM``), the channel is held
+  (``SENS:SWE:MODE HOLD``) and one sweep is ``SENS:SWE:MODE SING`` + ``*OPC?``.
+  ``CALC:PAR:DEL:ALL`` takes no channel and deletes the measurements of *every* channel.
 * Rohde & Schwarz ZNB/ZNA: named traces (``CALC:PAR:SDEF 'Trc1','S21'``), read by name,
   ``INIT:CONT OFF`` + ``INIT:IMM``; IF bandwidth is ``SENS:BAND``.
 * Copper Mountain (S2VNA/S4VNA software: Cobalt, Planar, M5xxx): numbered traces read by
   number with ``CALC:TRAC<i>:DATA:SDAT?``; ``FORM:DATA REAL`` is already 64-bit.
 
-All three need ``FORM:BORD SWAP`` sent explicitly for little-endian data (DESIGN.md: the
-E5071C keeps big-endian across ``*RST``).
+All of them need ``FORM:BORD SWAP`` sent explicitly for little-endian data (DESIGN.md: the
+E5071C keeps big-endian across ``*RST``; on the PNA, ``NORMal`` is the default too).
 """
 
 from __future__ import annotations
@@ -41,7 +47,17 @@ class Dialect:
     error_query: str = "SYST:ERR?"
 
 
-KEYSIGHT = Dialect(family="Keysight ENA/PNA")
+KEYSIGHT = Dialect(family="Keysight ENA")
+
+KEYSIGHT_PNA = Dialect(
+    family="Keysight PNA/PNA-X",
+    single_shot=("TRIG:SOUR IMM", "SENS{ch}:SWE:MODE HOLD"),
+    trigger="SENS{ch}:SWE:MODE SING",
+    traces_reset="CALC:PAR:DEL:ALL",
+    trace_define="CALC{ch}:PAR:DEF:EXT 'CH{ch}_{param}','{param}'",
+    trace_select="CALC{ch}:PAR:SEL 'CH{ch}_{param}'",
+    trace_data="CALC{ch}:DATA? SDATA",
+)
 
 ROHDE_SCHWARZ = Dialect(
     family="Rohde & Schwarz ZNB",

@@ -6,14 +6,37 @@ refuses tighter values itself, and the driver reports that from the error queue.
 
 from __future__ import annotations
 
-from labpnn.drivers.vna.dialects import COPPER_MOUNTAIN, KEYSIGHT, ROHDE_SCHWARZ
+from labpnn.drivers.vna.dialects import (
+    COPPER_MOUNTAIN,
+    KEYSIGHT,
+    KEYSIGHT_PNA,
+    ROHDE_SCHWARZ,
+)
 from labpnn.drivers.vna.scpi_vna import ScpiVNA, vna_settings
 
 
 class KeysightENA(ScpiVNA):
-    """Keysight ENA (E5071C, E5080A/B) and PNA/PNA-X, over LAN (port 5025) or USB/GPIB."""
+    """Keysight ENA (E5071C, E5080A/B), over LAN (port 5025) or USB/GPIB.
+
+    The PNA family speaks another dialect (named measurements, no bus trigger): use
+    :class:`KeysightPNA` for it.
+    """
 
     DIALECT = KEYSIGHT
+    SETTINGS = vna_settings((9e3, 67e9), 100_001, (1.0, 15e6), (-100.0, 20.0))
+
+
+class KeysightPNA(ScpiVNA):
+    """Keysight PNA, PNA-L and PNA-X (E836x, N522x, N523x, N524x), over LAN (port 5025) or
+    USB/GPIB.
+
+    Its traces are named measurements ``CH<ch>_<S-parameter>``, created undisplayed after
+    ``CALC:PAR:DEL:ALL``, which deletes the measurements of *all* channels (feed them to a
+    window from the front panel to watch them). Needs firmware with ``CALC:PAR:DEF:EXT``.
+    """
+
+    DIALECT = KEYSIGHT_PNA
+    # The envelope KeysightENA declared while it also claimed the PNA, kept for PNA users.
     SETTINGS = vna_settings((9e3, 67e9), 100_001, (1.0, 15e6), (-100.0, 20.0))
 
 

@@ -67,8 +67,8 @@ def vna_settings(
 
 
 class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, InstrumentSettings):
-    """A 2-port SCPI VNA (one channel). Use a family class: KeysightENA, RohdeSchwarzZNB,
-    CopperMountainVNA.
+    """A 2-port SCPI VNA (one channel). Use a family class: KeysightENA, KeysightPNA,
+    RohdeSchwarzZNB, CopperMountainVNA.
 
     Options (station YAML): ``address`` (VISA resource, e.g.
     ``TCPIP::192.168.1.5::5025::SOCKET``), ``timeout_s`` (ordinary replies, 5 s),
@@ -116,7 +116,7 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
         self._session_ready = False
         self._cache: dict[str, Any] = {}
         self._traces: tuple[str, ...] = ()
-        self._selected = 0  # trace last selected with CALC:PAR<i>:SEL (Keysight)
+        self._selected = 0  # trace last selected (Keysight: CALC:PAR<i>:SEL, PNA: by name)
         self._calibration: Any = None
         self._calibration_port = 1
         if adapter is None:
@@ -311,9 +311,9 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
         data = {}
         for i, param in enumerate(self._traces, 1):
             if d.trace_select and self._selected != i:
-                self.write(self._cmd(d.trace_select, i=i))
+                self.write(self._cmd(d.trace_select, i=i, param=param))
                 self._selected = i
-            flat = self._query_values(self._cmd(d.trace_data, i=i), n)
+            flat = self._query_values(self._cmd(d.trace_data, i=i, param=param), n)
             data[param] = flat[0::2] + 1j * flat[1::2]
         self.raise_errors(f"reading {', '.join(self._traces)}")
         return self.correct(data)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labpnn.drivers.vna import CopperMountainVNA, KeysightENA, RohdeSchwarzZNB
+from labpnn.drivers.vna import CopperMountainVNA, KeysightENA, KeysightPNA, RohdeSchwarzZNB
 from labpnn.errors import DeviceLost, InstrumentError, InstrumentTimeout
 from labpnn.mock_instruments.vna_server import MockVNA, serve_vna
 
@@ -104,6 +104,25 @@ def test_rohde_schwarz_and_copper_mountain_trace_styles():
     assert ask(vna, "SYST:ERR?")[0].startswith("-200")
 
 
+def test_pna_named_measurements_and_single_sweep_mode():
+    vna = MockVNA(fixed_measure)
+    ask(vna, "SENS1:SWE:POIN 4;:FORM:DATA ASCII,0;:TRIG:SOUR IMM;:SENS1:SWE:MODE HOLD")
+    assert ask(vna, "SENS1:SWE:MODE?") == ["HOLD"]
+    ask(vna, "CALC:PAR:DEL:ALL")
+    ask(vna, "CALC1:PAR:DEF:EXT 'CH1_S11','S11';:CALC1:PAR:DEF 'CH1_S21',S21")  # new, old form
+    ask(vna, "SENS1:SWE:MODE SING")
+    assert vna.sweeps == 1 and ask(vna, "SENS1:SWE:MODE?") == ["HOLD"]
+    ask(vna, "CALC1:PAR:SEL 'CH1_S21'")
+    s21 = ask(vna, "CALC1:DATA? SDATA")[0].payload.decode()
+    assert ask(vna, "CALC1:TRAC2:DATA:SDAT?")[0].payload.decode() == s21
+    ask(vna, "CALC1:PAR:SEL 'CH1_S11'")
+    assert ask(vna, "CALC1:DATA? SDATA")[0].payload.decode().startswith("5.0")
+    assert ask(vna, "SYST:ERR?") == ['+0,"No error"']
+    ask(vna, "CALC1:PAR:SEL 'Nope';:CALC1:DATA? FDATA;:TRIG:SOUR BUS;:SENS1:SWE:MODE SING")
+    errors = [ask(vna, "SYST:ERR?")[0][:4] for _ in range(3)]
+    assert errors == ["-200", "-224", "-221"] and vna.sweeps == 1
+
+
 def test_opc_waits_for_the_sweep_in_real_time_mode(make_world):
     world = make_world(clock="real-time", noise=0.0)
     vna = KeysightENA(address=world.vna_address)
@@ -117,7 +136,7 @@ def test_opc_waits_for_the_sweep_in_real_time_mode(make_world):
         vna.close()
 
 
-@pytest.mark.parametrize("cls", [KeysightENA, RohdeSchwarzZNB, CopperMountainVNA])
+@pytest.mark.parametrize("cls", [KeysightENA, KeysightPNA, RohdeSchwarzZNB, CopperMountainVNA])
 def test_each_family_driver_reads_the_same_sweep_from_the_mock(make_world, connect_vna, cls):
     world = make_world(noise=0.0)
     vna = connect_vna(world, cls=cls, traces=("S11", "S21"))

@@ -12,12 +12,18 @@ import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
 
-from labpnn.drivers.vna import CopperMountainVNA, KeysightENA, RohdeSchwarzZNB
+from labpnn.drivers.vna import CopperMountainVNA, KeysightENA, KeysightPNA, RohdeSchwarzZNB
 from labpnn.errors import BadInput, ConfigError, InstrumentError, LimitError
 
 OK = '+0,"No error"'
 DATA = np.array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6])  # three complex points
 BLOCK = b"#248" + DATA.astype("<f8").tobytes()
+
+
+def select_then_read(selects, data_cmd):
+    """Keysight style: select each trace in turn, then read the selected one."""
+    return [pair for select in selects for pair in ((select, None), (data_cmd, "block"))]
+
 
 FAMILIES = {
     "keysight": dict(
@@ -27,13 +33,24 @@ FAMILIES = {
         ifbw="SENS1:BWID",
         traces=["CALC1:PAR:COUN 2", "CALC1:PAR1:DEF S11", "CALC1:PAR2:DEF S21"],
         trigger="TRIG:SING",
-        read=[
-            ("CALC1:PAR1:SEL", None),
-            ("CALC1:DATA:SDAT?", "block"),
-            ("CALC1:PAR2:SEL", None),
-            ("CALC1:DATA:SDAT?", "block"),
-        ],  # fmt: skip
+        read=select_then_read(["CALC1:PAR1:SEL", "CALC1:PAR2:SEL"], "CALC1:DATA:SDAT?"),
         data_cmd="CALC1:DATA:SDAT?",
+    ),
+    "pna": dict(
+        cls=KeysightPNA,
+        setup=["FORM:BORD SWAP", "FORM:DATA REAL,64", "TRIG:SOUR IMM", "SENS1:SWE:MODE HOLD"],
+        ascii_setup=["FORM:BORD SWAP", "FORM:DATA ASCII,0", "TRIG:SOUR IMM", "SENS1:SWE:MODE HOLD"],
+        ifbw="SENS1:BWID",
+        traces=[
+            "CALC:PAR:DEL:ALL",
+            "CALC1:PAR:DEF:EXT 'CH1_S11','S11'",
+            "CALC1:PAR:DEF:EXT 'CH1_S21','S21'",
+        ],
+        trigger="SENS1:SWE:MODE SING",
+        read=select_then_read(
+            ["CALC1:PAR:SEL 'CH1_S11'", "CALC1:PAR:SEL 'CH1_S21'"], "CALC1:DATA? SDATA"
+        ),
+        data_cmd="CALC1:DATA? SDATA",
     ),
     "rohde": dict(
         cls=RohdeSchwarzZNB,
@@ -112,17 +129,46 @@ def test_define_traces_then_sweep_returns_a_two_port_network_in_hz(family):
     assert np.isnan(net.s[:, 0, 1]).all()  # S12 was not measured
 
 
-def test_keysight_selects_a_trace_only_when_the_selection_changes():
-    fam = FAMILIES["keysight"]
-    single = [("CALC1:PAR:COUN 1", None), ("CALC1:PAR1:DEF S21", None), ("SYST:ERR?", OK)]
-    first = [("TRIG:SING", None), ("*OPC?", "1"), ("CALC1:PAR1:SEL", None),
-             ("CALC1:DATA:SDAT?", BLOCK), ("SYST:ERR?", OK)]  # fmt: skip
-    second = [("TRIG:SING", None), ("*OPC?", "1"), ("CALC1:DATA:SDAT?", BLOCK), ("SYST:ERR?", OK)]
-    with expected_protocol(KeysightENA, configure_pairs(fam) + single + first + second) as vna:
+@pytest.mark.parametrize(
+    "name, single, select",
+    [
+        ("keysight", ["CALC1:PAR:COUN 1", "CALC1:PAR1:DEF S21"], "CALC1:PAR1:SEL"),
+        (
+            "pna",
+            ["CALC:PAR:DEL:ALL", "CALC1:PAR:DEF:EXT 'CH1_S21','S21'"],
+            "CALC1:PAR:SEL 'CH1_S21'",
+        ),
+    ],
+)
+def test_keysight_selects_a_trace_only_when_the_selection_changes(name, single, select):
+    fam = FAMILIES[name]
+    data = fam["data_cmd"]
+    defined = [(c, None) for c in single] + [("SYST:ERR?", OK)]
+    first = [(fam["trigger"], None), ("*OPC?", "1"), (select, None),
+             (data, BLOCK), ("SYST:ERR?", OK)]  # fmt: skip
+    second = [(fam["trigger"], None), ("*OPC?", "1"), (data, BLOCK), ("SYST:ERR?", OK)]
+    with expected_protocol(fam["cls"], configure_pairs(fam) + defined + first + second) as vna:
         vna.configure(2e9, 2.5e9, 3, 1e4, -10)
         vna.define_traces(["S21"])
         vna.sweep_arrays()
         vna.sweep_arrays()
+
+
+def test_pna_one_sweep_is_named_measurements_single_sweep_mode_and_sdata():
+    """The whole PNA exchange for one S21 sweep, spelled out (no ENA-only command in it)."""
+    pairs = [
+        ("CALC:PAR:DEL:ALL", None), ("CALC1:PAR:DEF:EXT 'CH1_S21','S21'", None), ("SYST:ERR?", OK),
+        ("FORM:BORD SWAP", None), ("FORM:DATA REAL,64", None), ("TRIG:SOUR IMM", None),
+        ("SENS1:SWE:MODE HOLD", None), ("SYST:ERR?", OK),
+        ("SENS1:FREQ:STAR?", "+2.00000000000E+009"), ("SENS1:FREQ:STOP?", "+2.50000000000E+009"),
+        ("SENS1:SWE:POIN?", "+3"), ("SENS1:BWID?", "+1.00000000000E+004"),
+        ("SENS1:SWE:MODE SING", None), ("*OPC?", "+1"),
+        ("CALC1:PAR:SEL 'CH1_S21'", None), ("CALC1:DATA? SDATA", BLOCK), ("SYST:ERR?", OK),
+    ]  # fmt: skip
+    with expected_protocol(KeysightPNA, pairs) as vna:
+        vna.define_traces(["S21"])
+        data = vna.sweep_arrays()
+    assert np.allclose(data["S21"], DATA[0::2] + 1j * DATA[1::2])
 
 
 def test_sweep_without_configure_sets_the_session_up_first(family):
