@@ -23,7 +23,7 @@ class KeysightENA(ScpiVNA):
     """
 
     DIALECT = KEYSIGHT
-    SETTINGS = vna_settings((9e3, 67e9), 100_001, (1.0, 15e6), (-100.0, 20.0))
+    SETTINGS = vna_settings((9e3, 53e9), 100_001, (1.0, 15e6), (-100.0, 20.0))  # E5080B: 53 GHz
 
 
 class KeysightPNA(ScpiVNA):
@@ -36,7 +36,6 @@ class KeysightPNA(ScpiVNA):
     """
 
     DIALECT = KEYSIGHT_PNA
-    # The envelope KeysightENA declared while it also claimed the PNA, kept for PNA users.
     SETTINGS = vna_settings((9e3, 67e9), 100_001, (1.0, 15e6), (-100.0, 20.0))
 
 
