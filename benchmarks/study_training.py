@@ -358,8 +358,9 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     plus a test evaluation) in simulated bench time; for ``h`` in ``halvings`` the TM's field
     correlation decays at ln 2 / (2 h cycles), so the speckle (intensity) correlation halves every
     h epochs (S9: h = 1); the correlation after one cycle is measured on the bench and reported.
-    Every model is scored once per cycle; its loss is its accuracy on the static bench minus the
-    mean of its last 3 scores under drift.
+    Every model is scored once per cycle, in the same stretch of bench time as the online
+    model's evaluation (the end of the cycle); its loss is its accuracy on the static bench
+    minus the mean of its last 3 scores under drift.
     """
     import torch
 
@@ -386,8 +387,12 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
                                batch_size=32, seed=seed)  # fmt: skip
     for _ in range(60):
         insilico.step_epoch(ds, evaluate=False)
-    static = {"phyll": trained.evaluate(ds.x_test, ds.y_test),
-              "insilico": insilico.evaluate(ds.x_test, ds.y_test)}  # fmt: skip
+    # how long one scoring of the test set takes on the bench: frozen models are scored in the
+    # same window of each cycle as the online model (its end), not after it
+    before = layer.hardware_s
+    static = {"phyll": trained.evaluate(ds.x_test, ds.y_test)}
+    eval_s = layer.hardware_s - before
+    static["insilico"] = insilico.evaluate(ds.x_test, ds.y_test)
     st_quiet.close()
 
     def on_drifting_bench(source: Any, overrides: list[str], recentre: bool) -> tuple[Any, Any]:
@@ -412,7 +417,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
             start, points = st.clock.now(), []
             with torch.no_grad():
                 for k in range(1, epochs + 1):
-                    st.clock.sleep_until(start + k * cycle_s)
+                    st.clock.sleep_until(start + k * cycle_s - eval_s)
                     points.append(model.evaluate(ds.x_test, ds.y_test))
             return points
         finally:
@@ -433,6 +438,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
         }
     return {
         "cycle_s": cycle_s,
+        "eval_s": eval_s,
         "pretrain": [p["test_accuracy"] for p in pretrain],
         "static": static,
         "speckle_correlation_static": speckle_correlation(quiet, cycle_s, seed),
@@ -728,7 +734,8 @@ def _drift_table(runs: list[dict], headline: dict) -> list[str]:
         "correlation of intensity patterns of fixed inputs one cycle apart (static medium: "
         f"{static_corr:.3f}, the noise floor). 'Re-centred': the bench outputs are centred on a "
         "running mean of the last ~64 measured rows (`LabLayer(recentre=True)`; no labels, no "
-        "extra queries). "
+        "extra queries; evaluations update the centre too). Every model is scored at the end of "
+        "each cycle, in the same stretch of bench time. "
         f"Under drift: mean of the last 3 of {epochs} epochs; loss = static accuracy minus that; "
         f"{len(runs)} seed(s).", "",
         "| h (epochs per halving) | speckle corr. after 1 epoch | model | static (%) | "

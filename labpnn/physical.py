@@ -56,6 +56,8 @@ def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
     The layer is not called when no row is finite. An output that is not ``[rows sent, n_out]``
     raises ``ValueError`` naming the layer.
     """
+    if x.ndim != 2:
+        raise ValueError(f"a physical layer takes a batch [B, n_in], got shape {tuple(x.shape)}")
     finite = torch.isfinite(x).all(dim=1)
     every = bool(finite.all())
     sent = x if every else x[finite]

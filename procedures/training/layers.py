@@ -11,9 +11,12 @@ A procedure turns its station into a :class:`LabLayer` over the bench's Physical
   media: the input-independent part of a speckle pattern (the reference arm, the mean field)
   moves with the medium and, measured against the small input-dependent modulation, is the first
   thing a drift destroys. The centre becomes a running mean over about the last
-  ``RECENTRE_MEMORY_ROWS`` measured rows, this batch included, so it follows the medium with no
+  ``RECENTRE_MEMORY_ROWS`` rows measured (one per use of the bench: layer 2 of a network sees
+  other inputs than layer 1) before the current batch, so it follows the medium with no
   extra queries and no labels, and a small batch moves it only a little; the scale stays the
-  probes'. An output then depends on what was measured just before it, so it is off by default;
+  probes'. Every measurement updates it, evaluations included (they measure the medium like
+  any other; no labels are used). An output then depends on what was measured before it, so
+  it is off by default, and it applies only to standardised outputs;
 * never sends a non-finite input row to the hardware (its output row is NaN);
 * calls an ``on_query`` hook after every measurement, so a long epoch on real hardware still
   feeds the run's watchdog and honours an abort request;
@@ -67,9 +70,13 @@ class LabLayer:
         self.name = name or type(layer).__name__
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
+        # running centres with ``recentre``, one per use of the bench (0: this layer, k: the
+        # k-th alias), since each use sees its own input distribution
+        self.centres: dict[int, Tensor] = {}
+        self._uses = 0
 
     # -- the PhysicalLayer protocol -------------------------------------------------------
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, use: int = 0) -> Tensor:
         # A bad frame upstream must never reach the hardware (benches refuse NaN drive signals):
         # its rows stay NaN, which trainers score as 'unknown'. Trainers mask them too; this
         # covers direct callers (probes, twin data).
@@ -77,19 +84,22 @@ class LabLayer:
         if self.on_query is not None:
             self.on_query(int(torch.isfinite(x).all(dim=1).sum()))
         if self.mean is not None:
-            y = (y - self._centre(y)) / self.std
+            y = (y - self._centre(y, use)) / self.std
         return y
 
-    def _centre(self, y: Tensor) -> Tensor:
-        """The probes' mean, or with ``recentre`` a running mean over about the last
-        ``RECENTRE_MEMORY_ROWS`` measured rows, this batch included."""
-        if self.recentre:
-            finite = torch.isfinite(y).all(dim=1)
-            rows = int(finite.sum())
-            if rows:
-                weight = rows / (rows + RECENTRE_MEMORY_ROWS)
-                self.mean = self.mean + weight * (y[finite].mean(dim=0) - self.mean)
-        return self.mean
+    def _centre(self, y: Tensor, use: int) -> Tensor:
+        """The probes' mean, or with ``recentre`` this use's running mean over about the last
+        ``RECENTRE_MEMORY_ROWS`` rows it measured before this batch (starting from the probes'
+        mean); the batch then updates it. Causal, so an output never depends on its own batch."""
+        if not self.recentre:
+            return self.mean
+        centre = self.centres.get(use, self.mean)
+        finite = torch.isfinite(y).all(dim=1)
+        rows = int(finite.sum())
+        if rows:
+            weight = rows / (rows + RECENTRE_MEMORY_ROWS)
+            self.centres[use] = centre + weight * (y[finite].mean(dim=0) - centre)
+        return centre
 
     @property
     def queries(self) -> int:
@@ -140,12 +150,15 @@ class LabLayer:
         spread = std.clone()
         spread[~(spread > 1e-12 * (mean.abs().max() + 1e-30))] = 1.0
         self.mean, self.std = mean.clone(), spread
+        self.centres = {}  # running centres start again from the new statistics
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"standardised": self.standardised}
         if self.standardised:
             state["mean"], state["std"] = self.mean.clone(), self.std.clone()
+        if self.centres:
+            state["centres"] = {str(use): c.clone() for use, c in self.centres.items()}
         if callable(getattr(self.layer, "state_dict", None)):
             state["bench"] = self.layer.state_dict()
         return state
@@ -153,14 +166,24 @@ class LabLayer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("standardised"):
             self.set_statistics(state["mean"], state["std"])
+            self.centres = {
+                int(use): torch.as_tensor(np.asarray(c), dtype=torch.float32)
+                for use, c in state.get("centres", {}).items()
+            }
         else:
             self.mean = self.std = None
+            self.centres = {}
         if "bench" in state and callable(getattr(self.layer, "load_state_dict", None)):
             self.layer.load_state_dict(state["bench"])
 
     def alias(self) -> _Alias:
-        """The same physical layer, used again deeper in the network (no state of its own)."""
-        return _Alias(self)
+        """The same physical layer, used again deeper in the network.
+
+        It owns no checkpoint state: its running centre (``recentre``) lives in this layer,
+        under its use number, so aliases must be made in the same order on resume.
+        """
+        self._uses += 1
+        return _Alias(self, self._uses)
 
     def __repr__(self) -> str:
         scaled = ", standardised" if self.standardised else ""
@@ -169,14 +192,14 @@ class LabLayer:
 
 
 class _Alias:
-    """A second use of a :class:`LabLayer`: measures through it, owns no checkpoint state."""
+    """A further use of a :class:`LabLayer`: measures through it, owns no checkpoint state."""
 
-    def __init__(self, target: LabLayer) -> None:
-        self.target = target
+    def __init__(self, target: LabLayer, use: int) -> None:
+        self.target, self.use = target, use
         self.n_in, self.n_out = target.n_in, target.n_out
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.target(x)
+        return self.target(x, self.use)
 
     @property
     def queries(self) -> int:

@@ -76,21 +76,27 @@ def fit_bench_twin(
     start = time.perf_counter()
     period = defaults.input_period
     measured = PhaseFeatureLayer(layer, period) if period else layer
-    twin = fit_twin(
-        measured,
-        int(procedure.twin_samples),
-        measured.sample
-        if period
-        else lambda n, generator: (
-            low + (high - low) * torch.rand(n, layer.n_in, generator=generator)
-        ),
-        hidden=hidden,
-        epochs=int(procedure.twin_epochs),
-        lr=float(procedure.twin_lr),
-        seed=int(procedure.seed),
-        # feeds the watchdog and honours an abort request during a long fit
-        on_epoch=lambda done, total, loss: procedure.progress(done, total, twin_loss=loss),
-    )
+    # The twin models the bench as standardised on the probes: a running centre (recentre)
+    # would follow the twin data's own distribution while the pairs are measured.
+    recentre, layer.recentre = layer.recentre, False
+    try:
+        twin = fit_twin(
+            measured,
+            int(procedure.twin_samples),
+            measured.sample
+            if period
+            else lambda n, generator: (
+                low + (high - low) * torch.rand(n, layer.n_in, generator=generator)
+            ),
+            hidden=hidden,
+            epochs=int(procedure.twin_epochs),
+            lr=float(procedure.twin_lr),
+            seed=int(procedure.seed),
+            # feeds the watchdog and honours an abort request during a long fit
+            on_epoch=lambda done, total, loss: procedure.progress(done, total, twin_loss=loss),
+        )
+    finally:
+        layer.recentre = recentre
     report = dict(twin.report)
     report["queries"] += int(probe_cost.get("queries", 0))
     report["hardware_s"] += float(probe_cost.get("hardware_s", 0.0))

@@ -76,15 +76,28 @@ def test_recentring_follows_a_drifting_offset_that_fixed_statistics_do_not():
     # a batch of 4 rows moves the running centre by 4 / (4 + 64) of the way only
     first = recentred(x[:4]).mean(dim=0).abs().max()
     assert first > 0.9 * fixed(x[:4]).mean(dim=0).abs().max()
-    for _ in range(8):  # each batch of 64 rows halves what is left
+    for _ in range(10):  # each batch of 64 rows halves what is left for the next one
         y = recentred(x)
     assert y.mean(dim=0).abs().max() < 0.01 * off_centre
     assert torch.allclose(y.std(dim=0), fixed(x).std(dim=0), atol=1e-4)  # same scale
     assert "re-centred" in repr(recentred)
-    # the running centre is checkpointed with the layer
-    again = LabLayer(drifting, recentre=True)
-    again.load_state_dict(recentred.state_dict())
-    assert torch.allclose(again.mean, recentred.mean)
+    # a second use of the bench keeps its own centre, starting from the probes'
+    deeper = recentred.alias()
+    shifted = deeper(x + 0.3)
+    assert not torch.allclose(recentred.centres[1], recentred.centres[0])
+    assert torch.equal(recentred.mean, fixed.mean)  # the probes' statistics are untouched
+    # the running centres are checkpointed with the layer, and the alias finds its own again
+    restored = LabLayer(drifting, recentre=True)
+    restored.load_state_dict(recentred.state_dict())
+    restored_deeper = restored.alias()
+    assert set(restored.centres) == {0, 1}
+    assert torch.allclose(restored(x), recentred(x))
+    assert torch.allclose(restored_deeper(x + 0.3), deeper(x + 0.3))
+    assert shifted.shape == (64, 16)
+    # causal: a row's output does not depend on the rest of its batch
+    other = LabLayer(drifting, recentre=True)
+    other.load_state_dict(restored.state_dict())
+    assert torch.allclose(other(x[:4]), restored(x)[:4])
 
 
 def test_a_nan_row_never_reaches_the_bench_and_comes_back_nan():
