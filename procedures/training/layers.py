@@ -74,12 +74,15 @@ class LabLayer:
         # k-th alias), since each use sees its own input distribution
         self.centres: dict[int, Tensor] = {}
         self._uses = 0
+        self._probing = False
 
     # -- the PhysicalLayer protocol -------------------------------------------------------
     def __call__(self, x: Tensor, use: int = 0) -> Tensor:
         # A bad frame upstream must never reach the hardware (benches refuse NaN drive signals):
         # its rows stay NaN, which trainers score as 'unknown'. Trainers mask them too; this
         # covers direct callers (probes, twin data).
+        if self.recentre and self.mean is None and not self._probing:
+            raise ValueError(f"{self.name}: recentre needs standardised outputs; standardise first")
         y = call_on_finite_rows(self.layer, x, self.n_out)
         if self.on_query is not None:
             self.on_query(int(torch.isfinite(x).all(dim=1).sum()))
@@ -127,7 +130,11 @@ class LabLayer:
         queries, hardware_s = self.queries, self.hardware_s
         self.mean = self.std = None
         probes = probe_inputs(n_samples, self.n_in, low, high, generator)
-        y = self(probes)
+        self._probing = True
+        try:
+            y = self(probes)
+        finally:
+            self._probing = False
         finite = torch.isfinite(y).all(dim=1)
         if finite.sum() < 2:
             raise RuntimeError(

@@ -67,6 +67,8 @@ def test_recentring_follows_a_drifting_offset_that_fixed_statistics_do_not():
     inner = _physics()
     drifting = FunctionLayer(lambda x: inner(x) + offset, 20, 16)
     fixed, recentred = LabLayer(drifting), LabLayer(drifting, recentre=True)
+    with pytest.raises(ValueError, match="recentre needs standardised outputs"):
+        recentred(torch.rand(4, 20))
     for layer in (fixed, recentred):
         layer.standardise(512, 0.0, 1.0, torch.Generator().manual_seed(0))
     offset += torch.linspace(-2.0, 2.0, 16)  # the medium moves after standardisation
