@@ -24,15 +24,17 @@ becomes a NaN row downstream, not a NaN drive signal on the next piece of hardwa
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "call_on_finite_rows",
+    "physical_layers",
     "PhysicalLayer",
     "FunctionLayer",
     "IdentityLayer",
@@ -63,7 +65,9 @@ def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
     sent = x if every else x[finite]
     if sent.shape[0] == 0:
         return torch.full((x.shape[0], n_out), float("nan"))
-    out = torch.as_tensor(layer(sent), dtype=torch.float32)
+    # A measurement carries no gradient: a layer built from torch parameters must not pull
+    # the trainer's graph into its own (the inner steps backpropagate through W_k many times).
+    out = torch.as_tensor(layer(sent), dtype=torch.float32).detach()
     if tuple(out.shape) != (sent.shape[0], n_out):
         raise ValueError(
             f"physical layer {layer!r} returned shape {tuple(out.shape)}, "
@@ -74,6 +78,21 @@ def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
     y = torch.full((x.shape[0], n_out), float("nan"))
     y[finite] = out
     return y
+
+
+def physical_layers(layers: Any) -> list:
+    """``layers`` as a list, each checked to be a PhysicalLayer (``n_in``, ``n_out``, callable)."""
+    checked = list(layers)
+    for k, layer in enumerate(checked):
+        widths = [getattr(layer, name, None) for name in ("n_in", "n_out")]
+        if not callable(layer) or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
+        ):
+            raise TypeError(
+                f"physical layer {k} ({layer!r}) is not a PhysicalLayer: it needs positive int "
+                f"n_in and n_out (got {widths[0]!r}, {widths[1]!r}) and __call__(x[B, n_in])"
+            )
+    return checked
 
 
 class FunctionLayer:

@@ -19,6 +19,7 @@ from labpnn.datasets import Dataset
 from labpnn.learning.costs import linear_flops
 from labpnn.learning.digital import seeded_linear
 from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
+from labpnn.physical import physical_layers
 
 __all__ = ["HybridNetwork", "HybridTrainer"]
 
@@ -80,7 +81,7 @@ class HybridTrainer(Trainer):
         super().__init__(seed=seed, divergence_bound=divergence_bound)
         if not layers:
             raise ValueError(f"{type(self).__name__} needs at least one physical layer")
-        self.layers = list(layers)
+        self.layers = physical_layers(layers)
         self.n_inputs = int(n_in or self.layers[0].n_in)
         self.n_classes = int(n_classes)
         self.lr = float(lr)

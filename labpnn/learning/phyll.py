@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from labpnn.learning.digital import seeded_linear
 from labpnn.learning.goodness import cosine_goodness, random_prototype, sum_of_squares_goodness
 from labpnn.learning.local import LocalGoodnessTrainer
+from labpnn.physical import physical_layers
 
 __all__ = ["PhyLL"]
 
@@ -69,7 +70,7 @@ class PhyLL(LocalGoodnessTrainer):
             raise ValueError(f"goodness={goodness!r}; choose one of {GOODNESS_KINDS}")
         if inner_steps < 1:
             raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
-        self.layers = list(layers)
+        self.layers = physical_layers(layers)
         self.n_inputs = self.layers[0].n_in
         self.n_classes = int(n_classes)
         self.n_label_slots = int(n_label_slots or n_classes)

@@ -1,5 +1,6 @@
 """PhyLL as a lab would use it: the notebook API, widths, bad frames, costs and determinism."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,28 @@ def test_a_callback_returning_false_stops_the_run(vowel_task, tanh_physics):
     seen = []
     history = model.fit(vowel_task, epochs=10, callback=lambda r: seen.append(r) or len(seen) < 3)
     assert len(history) == 3 == model.epoch and seen[-1]["epoch"] == 3
+
+
+def test_any_physical_layer_works_even_one_built_from_torch_parameters(vowel_task):
+    """A measurement carries no gradient, whatever the layer returns; a non-layer is refused."""
+    weights = torch.nn.Parameter(torch.randn(20, 30, generator=torch.Generator().manual_seed(0)))
+
+    class TorchModelLayer:  # returns a tensor attached to its own parameters
+        n_in, n_out = 20, 30
+
+        def __call__(self, x):
+            return torch.sin(x @ weights / 5)
+
+    class NumpyLayer:  # returns numpy float64
+        n_in, n_out = 20, 20
+
+        def __call__(self, x):
+            return np.tanh(np.asarray(x, dtype=np.float64) / 3)
+
+    model = PhyLL([TorchModelLayer(), NumpyLayer()], n_classes=7, seed=0)
+    model.fit(vowel_task, epochs=10, eval_every=10)
+    assert model.history[-1]["test_accuracy"] > 0.5 and weights.grad is None
+    with pytest.raises(
+        TypeError, match="not a PhysicalLayer: it needs positive int n_in and n_out"
+    ):
+        PhyLL([lambda x: x], n_classes=7)
