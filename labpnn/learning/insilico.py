@@ -24,6 +24,6 @@ class InSilicoTrainer(PhysicsAwareTrainer):
 
     def twin_logits(self, x: Tensor) -> Tensor:
         """Class scores of the network on the twins (what in-silico training believes)."""
-        self._check_width(x)
+        x = self._check_width(x)
         with torch.no_grad():
             return self.network(x, self._training_step)

@@ -57,7 +57,7 @@ class LocalGoodnessTrainer(Trainer):
     # -- prediction ---------------------------------------------------------------------
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """``[B, n_classes]``: goodness summed over layers with each label embedded in turn."""
-        self._check_width(x)
+        x = self._check_width(x)
         n = x.shape[0]
         h = torch.cat(
             [embed_labels(x, label, self.n_label_slots) for label in range(self.n_classes)]

@@ -103,7 +103,7 @@ class HybridTrainer(Trainer):
 
     def logits(self, x: Tensor) -> Tensor:
         """Class scores with every physical layer measured (evaluation queries)."""
-        self._check_width(x)
+        x = self._check_width(x)
         with torch.no_grad():
             scores = self.network(x, self._measured_step(evaluation=True))
         self._costs.digital_flops += self.network.flops(x.shape[0])

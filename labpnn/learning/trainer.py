@@ -128,7 +128,7 @@ class Trainer(ABC):
 
     def evaluate(self, x: Tensor, y: Tensor) -> float:
         """Fraction (0..1) of rows of ``x`` classified as ``y``."""
-        return (self.predict(x) == y).float().mean().item()
+        return (self.predict(x) == torch.as_tensor(y)).float().mean().item()
 
     @property
     def costs(self) -> Costs:
@@ -182,13 +182,16 @@ class Trainer(ABC):
         self.history = copy.deepcopy(meta["history"])
 
     # ---- helpers for subclasses ---------------------------------------------------------------
-    def _check_width(self, x: Tensor) -> None:
+    def _check_width(self, x: Tensor) -> Tensor:
+        """``x`` as a float32 tensor (numpy arrays welcome), after checking its width."""
+        x = torch.as_tensor(x, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ValueError(
                 f"{type(self).__name__} was built for inputs of width {self.n_inputs} "
                 f"(its first layer's n_in), but the data have shape {tuple(x.shape)}; "
                 "build the first physical layer with n_in equal to the dataset's n_inputs"
             )
+        return x
 
     def _measure(self, layer, x: Tensor, *, evaluation: bool = False) -> Tensor:
         """Query a physical layer through the cost ledger (see :func:`costs.measure`).

@@ -174,6 +174,9 @@ def test_any_physical_layer_works_even_one_built_from_torch_parameters(vowel_tas
     model = PhyLL([TorchModelLayer(), NumpyLayer()], n_classes=7, seed=0)
     model.fit(vowel_task, epochs=10, eval_every=10)
     assert model.history[-1]["test_accuracy"] > 0.5 and weights.grad is None
+    # numpy in, same answer
+    as_numpy = model.evaluate(vowel_task.x_test.numpy(), vowel_task.y_test.numpy())
+    assert as_numpy == model.history[-1]["test_accuracy"]
     with pytest.raises(
         TypeError, match="not a PhysicalLayer: it needs positive int n_in and n_out"
     ):
