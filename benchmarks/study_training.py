@@ -659,8 +659,17 @@ def report(results: list[dict], out: Path, mode: str, wall_s: float | None) -> d
     return headline
 
 
+def _mean_cost(runs: list[dict], costs: list[dict]) -> tuple[dict, int, float]:
+    """Mean of per-seed costs, queries to score one sample, and total queries (train + twin +
+    one scoring of the 52 test rows)."""
+    per_sample = runs[0].get("eval_queries_per_sample", 0)
+    mean = {k: float(np.mean([c[k] for c in costs])) for k in costs[0]}
+    return mean, per_sample, mean["train_queries"] + mean["twin_queries"] + 52 * per_sample
+
+
 def _cost_table(groups: dict) -> list[str]:
     rows = [("S4", "acoustic", "PhyLL"), ("S7", "pat", "PAT"), ("S7", "insilico", "in-silico")]
+    runs_of = {name: groups.get((group, label), []) for group, label, name in rows}
     lines = ["", "## S8: cost to reach the plateau (acoustic bench, vowels)", "",
              "Plateau = mean of the last 3 evaluations; cost at the first evaluation within 1 point "
              "of it. Training queries include the standardisation probes; evaluation costs are "
@@ -668,14 +677,10 @@ def _cost_table(groups: dict) -> list[str]:
              "| method | plateau (%) | epochs | twin-data queries | training queries | "
              "queries to score 1 sample | digital FLOPs to plateau | total queries (train + twin "
              "+ one scoring of the 52 test rows) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for group, label, name in rows:
-        runs = groups.get((group, label), [])
+    for name, runs in runs_of.items():
         if not runs:
             continue
-        costs = [plateau_cost(r["curve"]) for r in runs]
-        per_sample = runs[0].get("eval_queries_per_sample", 0)
-        mean = {k: float(np.mean([c[k] for c in costs])) for k in costs[0]}
-        total = mean["train_queries"] + mean["twin_queries"] + 52 * per_sample
+        mean, per_sample, total = _mean_cost(runs, [plateau_cost(r["curve"]) for r in runs])
         lines.append(f"| {name} | {100 * mean['plateau']:.1f} | {mean['epoch']:.0f} | "
                      f"{mean['twin_queries']:.0f} | {mean['train_queries']:.0f} | {per_sample} | "
                      f"{mean['digital_flops']:.3g} | {total:.0f} |")  # fmt: skip
@@ -685,17 +690,14 @@ def _cost_table(groups: dict) -> list[str]:
               "to within one evaluation period); mean over the seeds that reach it.", "",
               "| method | seeds reaching it | epochs | twin-data queries | training queries | "
               "digital FLOPs | total queries (as above) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for group, label, name in rows:
-        runs = groups.get((group, label), [])
+    for name, runs in runs_of.items():
         if not runs:
             continue
         costs = [c for c in (target_cost(r["curve"], target) for r in runs) if c is not None]
         if not costs:
             lines.append(f"| {name} | 0 of {len(runs)} | — | — | — | — | — |")
             continue
-        per_sample = runs[0].get("eval_queries_per_sample", 0)
-        mean = {k: float(np.mean([c[k] for c in costs])) for k in costs[0]}
-        total = mean["train_queries"] + mean["twin_queries"] + 52 * per_sample
+        mean, _, total = _mean_cost(runs, costs)
         lines.append(f"| {name} | {len(costs)} of {len(runs)} | {mean['epoch']:.0f} | "
                      f"{mean['twin_queries']:.0f} | {mean['train_queries']:.0f} | "
                      f"{mean['digital_flops']:.3g} | {total:.0f} |")  # fmt: skip
