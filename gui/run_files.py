@@ -1,17 +1,16 @@
 """Reading run files from the GUI without ever disturbing the run that writes them.
 
-Why not :func:`labpnn.storage.open_run`: a reader that holds an HDF5 file open with
-the library's default file locking makes the writer's next structural change (first
-frame of a new stream, a checkpoint, the end record) fail with "unable to lock file",
-which kills the run. We measured it: a reader polling every 20 ms broke the writer in
-2 of 2 trials; with ``locking=False`` it broke it in 0 of 3. So every GUI read opens
-with ``swmr=True, locking=False``, briefly, and tolerates a failed read (the next timer
+A reader that holds an HDF5 file open with the library's default file locking makes the
+writer's next structural change (first frame of a new stream, a checkpoint, the end
+record) fail with "unable to lock file", which kills the run. We measured it: a reader
+polling every 20 ms broke the writer in 2 of 2 trials; with ``locking=False`` it broke
+it in 0 of 3. So every GUI read goes through :func:`labpnn.storage.open_run`
+(``swmr=True, locking=False``), briefly, and tolerates a failed read (the next timer
 tick retries).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,29 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from labpnn.storage import attr_value, open_run
 
-def open_readonly(path: str | os.PathLike) -> Any:
-    import h5py
-
-    try:
-        return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
-    except OSError:
-        return h5py.File(path, "r", locking=False)
+open_readonly = open_run
 
 
 def attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    """:func:`labpnn.storage.attr_value`, with arrays as lists (for tables and JSON views)."""
+    value = attr_value(value)
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 def read_columns(f: Any, since: dict[str, int] | None = None) -> dict[str, np.ndarray]:

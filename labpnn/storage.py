@@ -323,9 +323,10 @@ def open_run(path: str | os.PathLike) -> Any:
         return h5py.File(path, "r", locking=False)
 
 
-def _attr(value: Any) -> Any:
+def attr_value(value: Any) -> Any:
+    """An HDF5 attribute as plain Python: text decoded, numpy scalars unboxed, JSON parsed."""
     if isinstance(value, bytes):
-        value = value.decode()
+        value = value.decode("utf-8", "replace")
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, str) and value[:1] in "[{":
@@ -339,12 +340,14 @@ def _attr(value: Any) -> Any:
 def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, Any]:
     """Everything but the bulk arrays, as plain Python: attrs, summary, columns, log."""
     with open_run(path) as f:
-        info: dict[str, Any] = {k: _attr(v) for k, v in f.attrs.items()}
+        info: dict[str, Any] = {k: attr_value(v) for k, v in f.attrs.items()}
         info["summary"] = (
-            {k: _attr(v) for k, v in f["summary"].attrs.items()} if "summary" in f else {}
+            {k: attr_value(v) for k, v in f["summary"].attrs.items()} if "summary" in f else {}
         )
         info["safe_state"] = (
-            {k: _attr(v) for k, v in f["safe_state"].attrs.items()} if "safe_state" in f else {}
+            {k: attr_value(v) for k, v in f["safe_state"].attrs.items()}
+            if "safe_state" in f
+            else {}
         )
         if with_columns and "results" in f:
             info["results"] = {k: f["results"][k][()] for k in f["results"]}
