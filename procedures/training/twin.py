@@ -56,6 +56,10 @@ def blank_twin(meta: dict) -> torch.nn.Module:
     return twin.eval().requires_grad_(False)
 
 
+# Above this validation NRMSE a twin predicts the bench hardly better than its mean.
+POOR_TWIN_NRMSE = 0.5
+
+
 def fit_bench_twin(
     procedure: Any, layer: LabLayer, probe_cost: dict
 ) -> tuple[torch.nn.Module, dict]:
@@ -114,10 +118,18 @@ def fit_bench_twin(
     wrapped: torch.nn.Module = twin
     if period:
         wrapped = PhaseTwin(twin, period).eval().requires_grad_(False)
+    nrmse = report.get("validation_nrmse")
     procedure.log.info(
         "twin fitted: validation NRMSE %.3f (0 is perfect, 1 predicts only the mean)",
-        report.get("validation_nrmse") or float("nan"),
+        float("nan") if nrmse is None else nrmse,
     )
+    if nrmse is not None and nrmse > POOR_TWIN_NRMSE:
+        procedure.log.warning(
+            "the twin explains little of the %s bench (validation NRMSE %.2f): PAT's gradients "
+            "will be poor and in-silico training will not transfer; measure more pairs "
+            "(twin_samples), or train without a model (train-phyll)",
+            procedure.bench_kind, nrmse,
+        )  # fmt: skip
     return wrapped, {**meta, **report}
 
 

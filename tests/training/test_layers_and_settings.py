@@ -179,3 +179,28 @@ def test_recentring_without_standardisation_is_bad_input_that_says_what_to_set()
         procedure.validate()
     finally:
         procedure.station.close()
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_a_twin_that_explains_little_of_the_bench_is_reported_as_such(smooth, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from labpnn.procedures.training.common import BENCH_DEFAULTS
+    from labpnn.procedures.training.twin import fit_bench_twin
+
+    noise = torch.Generator().manual_seed(2)
+    physics = _physics(20, 16)
+    layer = LabLayer(
+        FunctionLayer(physics if smooth else (lambda x: torch.rand(x.shape[0], 16, generator=noise)),
+                      20, 16)
+    )  # fmt: skip
+    procedure = SimpleNamespace(
+        bench_defaults=BENCH_DEFAULTS["acoustic"], bench_kind="acoustic", twin_hidden="64",
+        twin_samples=1500, twin_epochs=60, twin_lr=3e-3, seed=0,
+        log=logging.getLogger("twin-test"), progress=lambda *a, **k: None,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="twin-test"):
+        _, report = fit_bench_twin(procedure, layer, {})
+    assert (report["validation_nrmse"] < 0.5) == smooth
+    assert ("explains little" in caplog.text) == (not smooth)

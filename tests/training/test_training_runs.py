@@ -128,6 +128,9 @@ def test_fit_twin_registers_a_twin_that_pat_and_insilico_use_and_count(labpnn, d
     assert twin.returncode == 0, twin.stderr
     twin_summary = summary(run_path(twin))
     assert twin_summary["queries"] == 364 and 0 <= twin_summary["twin_validation_nrmse"]
+    # a twin that explains little of the bench says so, and says what to do
+    poor = twin_summary["twin_validation_nrmse"] > 0.5
+    assert ("explains little of the acoustic bench" in twin.stderr) == poor
     with h5py.File(run_path(twin), "r") as f:
         assert "calibration/twin.mlp.0.weight" in f and "calibration/standardise.mean" in f
 
