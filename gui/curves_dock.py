@@ -1,8 +1,9 @@
-"""Curves of a run's scalar columns: losses on one plot, everything else on another.
+"""Curves of a run's scalar columns: losses, costs and everything else on separate plots.
 
 The x axis is ``epoch`` when the run records one, else ``step``, else the row index.
-Losses and accuracies live on such different scales that one plot would flatten one
-of them, hence two plots. Used both live (fed by the SWMR watcher) and in the run
+Losses, accuracies and the cumulative costs of a training run (queries, hardware seconds,
+digital FLOPs, in the thousands to billions) live on such different scales that one plot
+would flatten the others, hence a plot each, the costs on a log scale. Used both live (fed by the SWMR watcher) and in the run
 browser, where a second run's curves are drawn dashed for comparison.
 
 Live, a third plot follows the camera signal (mean and peak counts of every
@@ -44,8 +45,23 @@ def x_axis(columns: dict[str, np.ndarray]) -> tuple[str, np.ndarray | None]:
     return "row", None
 
 
+# What training runs log per epoch about their cost: the cumulative counters of
+# labpnn.learning.costs.Costs, and the epoch's wall time.
+COST_COLUMNS = frozenset(
+    {"queries", "eval_queries", "twin_queries", "hardware_s", "digital_flops", "skipped_batches",
+     "wall_s"}
+)  # fmt: skip
+
+
 def is_loss(name: str) -> bool:
     return "loss" in name.lower() or "error" in name.lower()
+
+
+def kind_of(name: str) -> str:
+    """Which plot a column goes on: ``loss``, ``cost`` or ``metric``."""
+    if is_loss(name):
+        return "loss"
+    return "cost" if name in COST_COLUMNS else "metric"
 
 
 class CurvesView(QWidget):
@@ -54,8 +70,11 @@ class CurvesView(QWidget):
         self.updates = 0
         self.loss_plot = pg.PlotWidget(title="loss")
         self.metric_plot = pg.PlotWidget(title="metrics")
+        self.cost_plot = pg.PlotWidget(title="cost (log scale)")
+        self.cost_plot.setLogMode(y=True)
         self.signal_plot = pg.PlotWidget(title="camera signal")
-        for plot in (self.loss_plot, self.metric_plot, self.signal_plot):
+        self.plots = {"loss": self.loss_plot, "metric": self.metric_plot, "cost": self.cost_plot}
+        for plot in (*self.plots.values(), self.signal_plot):
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.addLegend(offset=(-10, 10))
             # A 1.5 px antialiased line through 3000 noisy points took ~100 ms per
@@ -63,6 +82,7 @@ class CurvesView(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
         self.metric_plot.setXLink(self.loss_plot)
+        self.cost_plot.setXLink(self.loss_plot)
         self.signal_plot.setLabel("bottom", "time since start", units="s")
         self.signal_plot.setLabel("left", "counts")
         self.mean_curve = self.signal_plot.plot(pen=pg.mkPen("#4fc3f7", width=1), name="mean")
@@ -80,6 +100,7 @@ class CurvesView(QWidget):
         layout.addWidget(self.empty)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.metric_plot, 1)
+        layout.addWidget(self.cost_plot, 1)
         layout.addWidget(self.signal_plot, 1)
         self._curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self._signal: list[tuple[float, float, float]] = []
@@ -92,7 +113,7 @@ class CurvesView(QWidget):
         self._update_visibility()
 
     def clear(self) -> None:
-        for plot in (self.loss_plot, self.metric_plot):
+        for plot in self.plots.values():
             for curve in [c for c in plot.listDataItems()]:
                 plot.removeItem(curve)
             if plot.plotItem.legend is not None:
@@ -105,12 +126,11 @@ class CurvesView(QWidget):
         self._update_visibility()
 
     def _update_visibility(self) -> None:
-        has_loss = any(is_loss(name) for _, name in self._curves)
-        has_metric = any(not is_loss(name) for _, name in self._curves)
-        self.loss_plot.setVisible(has_loss)
-        self.metric_plot.setVisible(has_metric)
+        kinds = {kind_of(name) for _, name in self._curves}
+        for kind, plot in self.plots.items():
+            plot.setVisible(kind in kinds)
         self.signal_plot.setVisible(bool(self._signal))
-        self.empty.setVisible(not (has_loss or has_metric or self._signal))
+        self.empty.setVisible(not (kinds or self._signal))
 
     def set_columns(
         self,
@@ -121,20 +141,24 @@ class CurvesView(QWidget):
     ) -> None:
         """Draw (or update) every column of one run; ``run`` prefixes the legend."""
         xname, x = x_axis(columns)
-        for plot in (self.loss_plot, self.metric_plot):
+        for plot in self.plots.values():
             plot.setLabel("bottom", xname)
         names = [n for n in columns if n not in X_COLUMNS and not n.endswith("_t")]
         for i, name in enumerate(sorted(names)):
             y = np.asarray(columns[name], dtype=float)
             xs = np.arange(len(y)) if x is None else np.asarray(x, dtype=float)[: len(y)]
             y = y[: len(xs)]
+            # Accuracies are measured every k epochs (NaN between): join the measured points.
+            # A log axis cannot show zeros (no skipped batches yet): leave them out there.
+            keep = np.isfinite(y) & ((y > 0) if kind_of(name) == "cost" else True)
+            xs, y = xs[keep], y[keep]
             key = (run, name)
             curve = self._curves.get(key)
             if curve is None:
                 colour = PALETTE[(i + colour_offset) % len(PALETTE)]
                 style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
                 pen = pg.mkPen(colour, width=2, style=style)
-                plot = self.loss_plot if is_loss(name) else self.metric_plot
+                plot = self.plots[kind_of(name)]
                 label = f"{run}: {name}" if run else name
                 curve = plot.plot(
                     pen=pen,

@@ -7,6 +7,9 @@ and state directory (so the pictures never show a user's own runs):
 * ``gui-running.png``: a real ``calibrate-tm`` run on ``optical-sim``, mid-run;
 * ``gui-browser.png``: the run browser with that finished run opened.
 
+``--procedure`` and ``--station`` picture another run (e.g. ``train-phyll`` on
+``acoustic-sim``); the alignment tools are only set up on an optical bench.
+
 Run it with ``QT_QPA_PLATFORM=offscreen`` on a machine without a display (``make
 screenshots`` does).
 """
@@ -60,11 +63,14 @@ def take(
         saved.append(path)
         print(f"saved {path}", file=sys.stderr)
 
-    # idle: aligning by hand
+    from labpnn.station import StationConfig
+
+    optical = StationConfig.load(station).bench.kind == "optical"
+    # idle: aligning by hand (the SLM and camera tools are the optical bench's)
     window.launcher.select(procedure)
     for key, value in params.items():
         window.launcher.form.set_text(key, value)
-    if window.station_panel.connect_station():
+    if window.station_panel.connect_station() and optical:
         window.slm.kind.setCurrentText("grating")
         window.slm.size.setValue(32)
         window.slm._request()
@@ -77,14 +83,16 @@ def take(
     save("gui-idle.png")
 
     # mid-run
-    window.camera.roi_box.setChecked(False)
-    window.camera.crosshair.setChecked(False)
+    if optical:
+        window.camera.roi_box.setChecked(False)
+        window.camera.crosshair.setChecked(False)
     if not window.run_from_launcher():
         raise RuntimeError(f"could not start {procedure}: {window.launcher.problem.text()}")
     wait(
         app,
         lambda: (
-            window.progress.value() >= 1000 * mid_run_fraction and window.camera.frames_shown >= 5
+            window.progress.value() >= 1000 * mid_run_fraction
+            and (window.camera.frames_shown >= 5 or not optical)
         ),
         600,
         "the run to get going",
