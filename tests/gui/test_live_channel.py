@@ -80,14 +80,14 @@ def test_a_1024_px_frame_arrives_as_a_256_px_thumbnail_that_keeps_its_saturated_
 def test_sends_never_block_and_frames_are_rate_limited_when_nobody_listens():
     publisher = live.Publisher("tcp://127.0.0.1:9", "r2", max_hz=30)  # nothing listens there
     frame = np.ones((256, 256), dtype=np.uint16)
-    start = time.perf_counter()
+    # A blocking send would hang here until pytest's timeout: finishing is the check.
     for i in range(3000):
         publisher("frame", "camera", frame)
         publisher("row", "results", {"step": i})
-    elapsed = time.perf_counter() - start
     publisher.close()
-    assert elapsed < 5.0, f"3000 frames + rows took {elapsed:.2f} s with no GUI"
-    assert publisher.sent + publisher.dropped <= 3000 + 3000  # frames mostly rate-limited away
+    # frames beyond 30 Hz never reach the socket; what does, with nobody there, is dropped
+    assert publisher.sent + publisher.dropped < 3000 + 3000
+    assert publisher.dropped > 0
 
 
 def test_slm_presented_frames_are_forwarded_through_the_driver_hook():
