@@ -594,7 +594,7 @@ class PhysicalTrainingProcedure(BenchAccess, TrainingProcedure):
     def physical_stack(self) -> list:
         """``layers`` uses of the bench: the LabLayer first, then aliases of it."""
         layer = self.physical_layer()
-        return [layer] + [layer.alias() for _ in range(self.n_layers - 1)]
+        return [layer] + [layer.alias(k) for k in range(1, self.n_layers)]
 
     def prepare_task(self) -> Any:
         task, meta = self.task_for(self.physical_layer().n_in, float(self.setting("input_range")))

@@ -183,14 +183,21 @@ class LabLayer:
         if "bench" in state and callable(getattr(self.layer, "load_state_dict", None)):
             self.layer.load_state_dict(state["bench"])
 
-    def alias(self) -> _Alias:
+    def alias(self, use: int | None = None) -> _Alias:
         """The same physical layer, used again deeper in the network.
 
         It owns no checkpoint state: its running centre (``recentre``) lives in this layer,
-        under its use number, so aliases must be made in the same order on resume.
+        under its use number: ``use`` (e.g. its depth in the stack), else the next number, so
+        a stack built the same way on resume finds its centres again.
         """
-        self._uses += 1
-        return _Alias(self, self._uses)
+        if use is None:
+            self._uses += 1
+            use = self._uses
+        elif use < 1:
+            raise ValueError(
+                f"an alias's use number must be >= 1 (0 is the layer itself), got {use}"
+            )
+        return _Alias(self, int(use))
 
     def __repr__(self) -> str:
         scaled = ", standardised" if self.standardised else ""
