@@ -150,8 +150,11 @@ class CurvesView(QWidget):
             y = y[: len(xs)]
             # Accuracies are measured every k epochs (NaN between): join the measured points.
             # A log axis cannot show zeros (no skipped batches yet): leave them out there.
-            keep = np.isfinite(y) & ((y > 0) if kind_of(name) == "cost" else True)
-            xs, y = xs[keep], y[keep]
+            # A loss stays NaN where a whole epoch was skipped: a gap tells the truth.
+            kind = kind_of(name)
+            if kind != "loss":
+                keep = np.isfinite(y) & ((y > 0) if kind == "cost" else True)
+                xs, y = xs[keep], y[keep]
             key = (run, name)
             curve = self._curves.get(key)
             if curve is None:

@@ -58,6 +58,9 @@ def take(
     saved = []
 
     def save(name: str) -> None:
+        # another run's pictures never overwrite the README's calibrate-tm ones
+        if procedure != PROCEDURE:
+            name = name.replace("gui-", f"gui-{procedure}-", 1)
         path = out / name
         window.grab().save(str(path))
         saved.append(path)

@@ -86,7 +86,7 @@ class HybridTrainer(Trainer):
         self.n_classes = int(n_classes)
         self.lr = float(lr)
         self.batch_size = batch_size
-        widths = [(layer.n_in, layer.n_out) for layer in self.layers]
+        widths = [(int(layer.n_in), int(layer.n_out)) for layer in self.layers]
         self.network = HybridNetwork(self.n_inputs, widths, self.n_classes, self.generator)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
 

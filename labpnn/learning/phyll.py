@@ -71,7 +71,7 @@ class PhyLL(LocalGoodnessTrainer):
         if inner_steps < 1:
             raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
         self.layers = physical_layers(layers)
-        self.n_inputs = self.layers[0].n_in
+        self.n_inputs = int(self.layers[0].n_in)
         self.n_classes = int(n_classes)
         self.n_label_slots = int(n_label_slots or n_classes)
         if not 2 <= self.n_classes <= self.n_label_slots < self.n_inputs:
@@ -88,11 +88,11 @@ class PhyLL(LocalGoodnessTrainer):
 
         self.digital = nn.ModuleList()
         for k, layer in enumerate(self.layers):
-            width_in = layer.n_out + (layer.n_in if skip else 0)
+            width_in = int(layer.n_out) + (int(layer.n_in) if skip else 0)
             if k + 1 < len(self.layers):
-                width_out = self.layers[k + 1].n_in
+                width_out = int(self.layers[k + 1].n_in)
             else:
-                width_out = out_width or layer.n_in
+                width_out = int(out_width or layer.n_in)
             self.digital.append(seeded_linear(width_in, width_out, self.generator))
         self.prototypes = nn.ParameterList(
             nn.Parameter(random_prototype(linear.out_features, self.generator), requires_grad=False)

@@ -197,6 +197,7 @@ class LabLayer:
             raise ValueError(
                 f"an alias's use number must be >= 1 (0 is the layer itself), got {use}"
             )
+        self._uses = max(self._uses, int(use))
         return _Alias(self, int(use))
 
     def __repr__(self) -> str:

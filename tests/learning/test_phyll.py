@@ -1,5 +1,7 @@
 """PhyLL as a lab would use it: the notebook API, widths, bad frames, costs and determinism."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -165,8 +167,8 @@ def test_any_physical_layer_works_even_one_built_from_torch_parameters(vowel_tas
         def __call__(self, x):
             return torch.sin(x @ weights / 5)
 
-    class NumpyLayer:  # returns numpy float64
-        n_in, n_out = 20, 20
+    class NumpyLayer:  # numpy all the way: float64 outputs, numpy integer widths
+        n_in, n_out = np.int64(20), np.int64(20)
 
         def __call__(self, x):
             return np.tanh(np.asarray(x, dtype=np.float64) / 3)
@@ -174,6 +176,7 @@ def test_any_physical_layer_works_even_one_built_from_torch_parameters(vowel_tas
     model = PhyLL([TorchModelLayer(), NumpyLayer()], n_classes=7, seed=0)
     model.fit(vowel_task, epochs=10, eval_every=10)
     assert model.history[-1]["test_accuracy"] > 0.5 and weights.grad is None
+    json.dumps(model.checkpoint_state()[1])  # the checkpoint's metadata stays plain JSON
     # numpy in, same answer
     as_numpy = model.evaluate(vowel_task.x_test.numpy(), vowel_task.y_test.numpy())
     assert as_numpy == model.history[-1]["test_accuracy"]
