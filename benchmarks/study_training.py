@@ -358,9 +358,9 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     plus a test evaluation) in simulated bench time; for ``h`` in ``halvings`` the TM's field
     correlation decays at ln 2 / (2 h cycles), so the speckle (intensity) correlation halves every
     h epochs (S9: h = 1); the correlation after one cycle is measured on the bench and reported.
-    Every model is scored once per cycle, in the same stretch of bench time as the online
-    model's evaluation (the end of the cycle); its loss is its accuracy on the static bench
-    minus the mean of its last 3 scores under drift.
+    Every model is scored once per cycle, its scoring ending when the online model's
+    evaluation does (the end of the cycle); its loss is its accuracy on the static bench minus
+    the mean of its last 3 scores under drift.
     """
     import torch
 
@@ -738,8 +738,8 @@ def _drift_table(runs: list[dict], headline: dict) -> list[str]:
         "correlation of intensity patterns of fixed inputs one cycle apart (static medium: "
         f"{static_corr:.3f}, the noise floor). 'Re-centred': the bench outputs are centred on a "
         "running mean of the last ~64 measured rows (`LabLayer(recentre=True)`; no labels, no "
-        "extra queries; evaluations update the centre too). Every model is scored at the end of "
-        "each cycle, in the same stretch of bench time. "
+        "extra queries; evaluations update the centre too). Every model's scoring ends when the "
+        "online model's does, at the end of each cycle. "
         f"Under drift: mean of the last 3 of {epochs} epochs; loss = static accuracy minus that; "
         f"{len(runs)} seed(s).", "",
         "| h (epochs per halving) | speckle corr. after 1 epoch | model | static (%) | "
