@@ -36,6 +36,30 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+# Parameters the station, a simulated world or a test injects; not options a user writes.
+_INJECTED = frozenset({"self", "label", "limits", "adapter", "backend", "clock", "connection"})
+
+
+def refuse_unknown_options(label: str, cls: type, options: Mapping[str, Any]) -> None:
+    """A typo in the station file must not be silently ignored: name it and the known options.
+
+    The known options are read from ``cls.__init__``'s signature, so the list cannot go stale.
+    """
+    if not options:
+        return
+    import inspect
+
+    known = [
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in _INJECTED and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    raise ConfigError(
+        f"{label}: unknown option(s) {', '.join(sorted(options))} for {cls.__name__}; "
+        f"known: {', '.join(known)}"
+    )
+
+
 class InstrumentSettings:
     """Mixin for drivers: declared settings, lab limits and safe state.
 

@@ -28,7 +28,7 @@ from labpnn.errors import (
     LimitError,
     MissingDependency,
 )
-from labpnn.settings import InstrumentSettings, Setting
+from labpnn.settings import InstrumentSettings, Setting, refuse_unknown_options
 
 from .alignment import find_latency, sync_mark
 
@@ -112,11 +112,7 @@ class SoundCard(InstrumentSettings):
         **options: Any,
     ):
         self._init_settings(label, limits)
-        if options:
-            raise ConfigError(
-                f"{label}: unknown option(s) {', '.join(sorted(options))} for SoundCard (known: "
-                "device, samplerate, output_channels, input_channels, loopback, max_latency_s, sync_s)"
-            )
+        refuse_unknown_options(label, type(self), options)
         self.device = device
         self.output_channels = _channel_map(
             output_channels, {"speaker": 1}, "output_channels", label

@@ -23,24 +23,11 @@ from typing import Any
 import numpy as np
 
 from labpnn.clock import WALL_CLOCK
-from labpnn.errors import ConfigError, InstrumentError, LimitError
+from labpnn.errors import InstrumentError, LimitError
 from labpnn.settings import InstrumentSettings, Setting
 
 PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16")
 EXPOSURE_FEATURES = ("ExposureTime", "ExposureTimeAbs")  # SFNC name, then older GigE name
-
-
-def refuse_unknown(label: str, cls: type, unknown: dict[str, Any]) -> None:
-    """A typo in the station file must not be silently ignored."""
-    if unknown:
-        import inspect
-
-        skip = ("self", "unknown", "label", "limits")
-        known = [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
-        raise ConfigError(
-            f"{label}: unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
-            f"known: {', '.join(known)}"
-        )
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import is_timeout, refuse_unknown
+from labpnn.drivers.camera.base import is_timeout
 from labpnn.drivers.camera.genicam_nodes import NodeMapCamera
 from labpnn.errors import (
     ConfigError,
@@ -28,6 +28,7 @@ from labpnn.errors import (
     InstrumentTimeout,
     MissingDependency,
 )
+from labpnn.settings import refuse_unknown_options
 
 
 def import_pylon(emulation: bool = False):
@@ -75,7 +76,7 @@ class BaslerCamera(NodeMapCamera):
         **unknown: Any,
     ):
         super().__init__(label, limits, clock)
-        refuse_unknown(label, type(self), unknown)
+        refuse_unknown_options(label, type(self), unknown)
         self._pylon = backend if backend is not None else import_pylon(emulation)
         self._wanted = None if serial is None else str(serial)
         self._open()

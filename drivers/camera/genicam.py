@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.drivers.camera.base import refuse_unknown
 from labpnn.drivers.camera.genicam_nodes import NodeMapCamera
 from labpnn.errors import ConfigError, DeviceLost, MissingDependency
+from labpnn.settings import refuse_unknown_options
 
 INSTALL = "pip install harvesters (or pip install 'labpnn[camera]')"
 
@@ -99,7 +99,7 @@ class GenICamCamera(NodeMapCamera):
         **unknown: Any,
     ):
         super().__init__(label, limits, clock)
-        refuse_unknown(label, type(self), unknown)
+        refuse_unknown_options(label, type(self), unknown)
         self._owns_harvester = backend is None
         self._harvester = backend if backend is not None else _real_harvester(cti)
         self._wanted = None if serial is None else str(serial)

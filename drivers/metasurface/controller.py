@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from labpnn.errors import BadInput, ConfigError, DeviceLost, InstrumentError, InstrumentTimeout
-from labpnn.settings import InstrumentSettings, Setting
+from labpnn.settings import InstrumentSettings, Setting, refuse_unknown_options
 
 
 def hex_digits(n_bits: int) -> int:
@@ -90,11 +90,7 @@ class MetasurfaceController(InstrumentSettings):
         connection: Any = None,
         **options: Any,
     ):
-        if options:
-            raise ConfigError(
-                f"{label}: unknown option(s) {', '.join(sorted(options))} for "
-                "MetasurfaceController; known: port, n_bits, baudrate, timeout_s"
-            )
+        refuse_unknown_options(label, type(self), options)
         self._init_settings(label, limits)
         self.n_bits = self.check("n_bits", n_bits)
         self.port = port

@@ -33,7 +33,7 @@ import numpy as np
 
 from labpnn.clock import WALL_CLOCK
 from labpnn.errors import ConfigError, LimitError, MissingDependency
-from labpnn.settings import InstrumentSettings, Setting
+from labpnn.settings import InstrumentSettings, Setting, refuse_unknown_options
 
 PresentHook = Callable[[np.ndarray, float], None]
 
@@ -82,7 +82,7 @@ class ScreenSLM(InstrumentSettings):
         **unknown: Any,
     ):
         self._init_settings(label, limits)
-        _refuse_unknown(label, type(self), unknown)
+        refuse_unknown_options(label, type(self), unknown)
         self.clock = clock or WALL_CLOCK
         self._screen = str(screen)
         self._hooks: list[PresentHook] = []
@@ -244,19 +244,6 @@ class ScreenSLM(InstrumentSettings):
         except ImportError as exc:  # pragma: no cover - PyQt6 is a core dependency
             raise MissingDependency(f"ScreenSLM needs PyQt6: pip install PyQt6 ({exc})") from None
         find_screen(options.get("screen", 0), create_app=True)
-
-
-def _refuse_unknown(label: str, cls: type, unknown: dict[str, Any]) -> None:
-    """A typo in the station file must not be silently ignored."""
-    if unknown:
-        import inspect
-
-        skip = ("self", "unknown", "label", "limits")
-        known = [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
-        raise ConfigError(
-            f"{label}: unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
-            f"known: {', '.join(known)}"
-        )
 
 
 def _inverse_lut(phase_lut: Sequence[float], label: str) -> np.ndarray:

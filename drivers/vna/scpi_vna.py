@@ -43,7 +43,7 @@ from labpnn.errors import (
     InstrumentTimeout,
     LimitError,
 )
-from labpnn.settings import InstrumentSettings, Setting
+from labpnn.settings import InstrumentSettings, Setting, refuse_unknown_options
 
 SWEEP_SETTINGS = ("start_hz", "stop_hz", "points", "ifbw_hz", "power_dbm")
 PER_POINT_OVERHEAD_S = 20e-6  # settling and retrace per point, generous for any family
@@ -97,12 +97,7 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
         visa_library: str = "@py",
         **options: Any,
     ):
-        if options:
-            raise ConfigError(
-                f"{label}: unknown option(s) {', '.join(sorted(options))} for "
-                f"{type(self).__name__}; known: address, timeout_s, channel, transfer_format, "
-                "sweep_timeout_margin, visa_library"
-            )
+        refuse_unknown_options(label, type(self), options)
         if transfer_format not in ("binary", "ascii"):
             raise ConfigError(f"{label}: transfer_format must be 'binary' or 'ascii'")
         self._init_settings(label, limits)

@@ -328,6 +328,9 @@ def test_bad_traces_and_sweeping_without_traces_are_refused(family):
 def test_unknown_options_and_missing_address_are_config_errors(family):
     with pytest.raises(ConfigError, match="unknown option"):
         family["cls"](address="TCPIP::1.2.3.4::5025::SOCKET", baud=9600)
+    # the known options are the driver's own keyword arguments, not injected ones
+    with pytest.raises(ConfigError, match=r"known: address, timeout_s, channel, transfer_format"):
+        family["cls"](address="TCPIP::1.2.3.4::5025::SOCKET", baud=9600)
     with pytest.raises(ConfigError, match="no address"):
         family["cls"]()
 

@@ -148,7 +148,7 @@ def test_reconnect_restores_the_settings(station):
 def test_a_typo_in_the_station_file_is_refused(station):
     from labpnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown option.s. exposure for GenICamCamera"):
+    with pytest.raises(ConfigError, match="unknown option.s. exposure for GenICamCamera; known: "):
         station("instruments.camera.exposure=0.01", small=True)
     with pytest.raises(ConfigError, match="unknown option.s. refresh for ScreenSLM"):
         station("instruments.slm.refresh=60", small=True)
