@@ -200,7 +200,9 @@ def test_failures_reach_the_command_hook_and_the_morning_summary_lists_them(
         NotifyConfig(command=[sys.executable, str(hook)], summary_cron="30 7 * * *")
     )
     add("ok", "night-measure", bench("night-a"), "0 2 * * *", at(1), QUICK)
-    add("bad", "night-measure", bench("night-b", faults={"error": 1.0}), "0 3 * * *", at(1), QUICK)
+    # The fake probe fails at a random step in 1..3, so "bad" must run 3 steps to fail every time.
+    add("bad", "night-measure", bench("night-b", faults={"error": 1.0}), "0 3 * * *", at(1),
+        {"steps": 3, "step_s": 0.0})  # fmt: skip
     scheduler_at(at(1, 30), notifier=notifier).run(until=at(8))
     events = [json.loads(line) for line in inbox.read_text().splitlines()]
     kinds = [(e["kind"], e["status"]) for e in events]
