@@ -73,16 +73,32 @@ def run_command(
     tags: list[str] | tuple[str, ...] = (),
     started_by: str = "cli",
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "labpnn.cli", "run", procedure, "--station", station]
-    for key, value in parameters.items():
-        cmd += ["--set", f"{key}={format_value(value)}"]
-    for assignment in station_set:
-        cmd += ["--station-set", assignment]
+    cmd = [
+        sys.executable,
+        "-m",
+        "labpnn.cli",
+        *run_args(procedure, station, parameters, station_set),
+    ]
     if note:
         cmd += ["--note", note]
     for tag in tags:
         cmd += ["--tag", tag]
     return [*cmd, "--started-by", started_by, "--no-progress"]
+
+
+def run_args(
+    procedure: str,
+    station: str,
+    parameters: dict[str, Any],
+    station_set: list[str] | tuple[str, ...] = (),
+) -> list[str]:
+    """``labpnn run`` arguments for a procedure, its parameters and station overrides."""
+    args = ["run", procedure, "--station", station]
+    for key, value in parameters.items():
+        args += ["--set", f"{key}={format_value(value)}"]
+    for assignment in station_set:
+        args += ["--station-set", assignment]
+    return args
 
 
 def format_value(value: Any) -> str:

@@ -59,13 +59,10 @@ class Schedule:
 
     def run_args(self) -> list[str]:
         """The ``labpnn run`` arguments of one firing (without --started-by)."""
-        args = ["run", self.procedure, "--station", self.station]
-        for key, value in self.parameters.items():
-            args += ["--set", f"{key}={value}"]
-        for assignment in self.station_set:
-            args += ["--station-set", assignment]
-        args += ["--lock-timeout", f"{self.lock_timeout_s:g}", "--no-progress"]
-        return args
+        from labpnn.queue import run_args
+
+        args = run_args(self.procedure, self.station, self.parameters, self.station_set)
+        return [*args, "--lock-timeout", f"{self.lock_timeout_s:g}", "--no-progress"]
 
 
 # -- cron --------------------------------------------------------------------------------
