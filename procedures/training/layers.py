@@ -51,7 +51,21 @@ def probe_inputs(n: int, n_in: int, low: float, high: float, generator: torch.Ge
 RECENTRE_MEMORY_ROWS = 64
 
 
-class LabLayer:
+class _Wrapper:
+    """A layer around ``self.layer``: its hardware counters are the wrapped layer's."""
+
+    layer: Any
+
+    @property
+    def queries(self) -> int:
+        return int(getattr(self.layer, "queries", 0))
+
+    @property
+    def hardware_s(self) -> float:
+        return float(getattr(self.layer, "hardware_s", 0.0))
+
+
+class LabLayer(_Wrapper):
     """A PhysicalLayer over ``layer`` with optional output standardisation and a query hook."""
 
     def __init__(
@@ -103,14 +117,6 @@ class LabLayer:
             weight = rows / (rows + RECENTRE_MEMORY_ROWS)
             self.centres[use] = centre + weight * (y[finite].mean(dim=0) - centre)
         return centre
-
-    @property
-    def queries(self) -> int:
-        return int(getattr(self.layer, "queries", 0))
-
-    @property
-    def hardware_s(self) -> float:
-        return float(getattr(self.layer, "hardware_s", 0.0))
 
     # -- standardisation ------------------------------------------------------------------
     @property
@@ -206,26 +212,18 @@ class LabLayer:
         return f"LabLayer({self.name}, n_in={self.n_in}, n_out={self.n_out}{scaled})"
 
 
-class _Alias:
+class _Alias(_Wrapper):
     """A further use of a :class:`LabLayer`: measures through it, owns no checkpoint state."""
 
     def __init__(self, target: LabLayer, use: int) -> None:
-        self.target, self.use = target, use
+        self.layer, self.use = target, use
         self.n_in, self.n_out = target.n_in, target.n_out
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.target(x, self.use)
-
-    @property
-    def queries(self) -> int:
-        return self.target.queries
-
-    @property
-    def hardware_s(self) -> float:
-        return self.target.hardware_s
+        return self.layer(x, self.use)
 
     def __repr__(self) -> str:
-        return f"again({self.target!r})"
+        return f"again({self.layer!r})"
 
 
 def phase_features(x: Tensor, period: float) -> Tensor:
@@ -234,7 +232,7 @@ def phase_features(x: Tensor, period: float) -> Tensor:
     return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
 
 
-class PhaseFeatureLayer:
+class PhaseFeatureLayer(_Wrapper):
     """A bench with periodic inputs seen through :func:`phase_features`, for fitting twins.
 
     Its ``n_in`` is twice the bench's: it takes ``[cos, sin]`` of each input's angle, recovers the
@@ -250,14 +248,6 @@ class PhaseFeatureLayer:
         half = features.shape[1] // 2
         angle = torch.atan2(features[:, half:], features[:, :half])
         return self.layer(torch.remainder(angle * (self.period / (2 * math.pi)), self.period))
-
-    @property
-    def queries(self) -> int:
-        return int(getattr(self.layer, "queries", 0))
-
-    @property
-    def hardware_s(self) -> float:
-        return float(getattr(self.layer, "hardware_s", 0.0))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """Features of ``n`` inputs drawn uniformly over one period."""
