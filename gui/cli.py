@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from labpnn import cli_options as options
+
 
 def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
     out = {}
@@ -29,10 +31,10 @@ def queue() -> None:
 @queue.command("add")
 @click.argument("procedure")
 @click.option("--station", "station", required=True, help="Station file or bundled name.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Procedure parameter.")
-@click.option("--station-set", "station_sets", multiple=True, metavar="DOTTED.KEY=VALUE")
-@click.option("--note", default="", help="Free text stored with the run.")
-@click.option("--tag", "tags", multiple=True, help="Tag stored with the run (repeatable).")
+@options.PARAMETERS
+@options.STATION_OVERRIDES
+@options.NOTE
+@options.TAGS
 @click.option("--front", is_flag=True, help="Run it next, before the other queued entries.")
 def add(procedure, station, sets, station_sets, note, tags, front) -> None:
     """Queue PROCEDURE on a station; checked now, run by the GUI or `labpnn queue run`."""

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from labpnn import __version__
+from labpnn import cli_options as options
 
 
 def _fail(message: str, code: int) -> None:
@@ -92,17 +93,11 @@ def _run_request(**kw: Any) -> None:
 @main.command()
 @click.argument("procedure", required=False)
 @click.option("--station", "station", help="Station file or bundled station name.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Procedure parameter.")
-@click.option(
-    "--station-set",
-    "station_sets",
-    multiple=True,
-    metavar="DOTTED.KEY=VALUE",
-    help="Override one entry of the station config for this run.",
-)
+@options.PARAMETERS
+@options.STATION_OVERRIDES
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the run file goes.")
-@click.option("--note", default="", help="Free text stored with the run.")
-@click.option("--tag", "tags", multiple=True, help="Tag stored with the run (repeatable).")
+@options.NOTE
+@options.TAGS
 @click.option(
     "--from",
     "from_file",
@@ -162,7 +157,7 @@ def run(
 
 @main.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@options.PARAMETERS
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 def resume(run_file, sets, data_dir, no_progress) -> None:
@@ -225,7 +220,7 @@ def station() -> None:
 
 @station.command("check")
 @click.argument("file")
-@click.option("--station-set", "station_sets", multiple=True)
+@options.STATION_OVERRIDES
 def station_check(file, station_sets) -> None:
     """Validate a station config; for real hardware, check the SDKs are installed."""
     from labpnn.station import StationConfig
@@ -325,7 +320,7 @@ def report(run_file, output) -> None:
 # -- instruments -------------------------------------------------------------------------------
 @main.command("safe-off")
 @click.option("--station", "station_name", required=True, help="Station file or name.")
-@click.option("--station-set", "station_sets", multiple=True)
+@options.STATION_OVERRIDES
 def safe_off(station_name, station_sets) -> None:
     """Put every instrument of a station into its safe state (for ExecStopPost)."""
     from labpnn.station import StationConfig

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from labpnn import cli_options as options
+
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"labpnn: error: {message}", err=True)
@@ -66,14 +68,8 @@ def schedule() -> None:
 @click.argument("name")
 @click.option("--procedure", "procedure", required=True, help="Procedure to run.")
 @click.option("--station", "station", required=True, help="Station file or bundled name.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Procedure parameter.")
-@click.option(
-    "--station-set",
-    "station_sets",
-    multiple=True,
-    metavar="DOTTED.KEY=VALUE",
-    help="Override one entry of the station config for these runs.",
-)
+@options.PARAMETERS
+@options.STATION_OVERRIDES
 @click.option(
     "--cron", required=True, help="When, in local time: minute hour day-of-month month day-of-week."
 )
