@@ -52,8 +52,11 @@ class PhysicalLayer(Protocol):
     def __call__(self, x: Tensor) -> Tensor: ...
 
 
-def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int) -> Tensor:
-    """``layer(x)`` as float32, with rows of ``x`` holding NaN or Inf left out and returned NaN.
+def call_on_finite_rows(
+    layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
+) -> tuple[Tensor, int]:
+    """``(layer(x) as float32, rows sent)``, with rows of ``x`` holding NaN or Inf left out
+    (not sent, returned NaN).
 
     The layer is not called when no row is finite. An output that is not ``[rows sent, n_out]``
     raises ``ValueError`` naming the layer.
@@ -64,7 +67,7 @@ def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
     every = bool(finite.all())
     sent = x if every else x[finite]
     if sent.shape[0] == 0:
-        return torch.full((x.shape[0], n_out), float("nan"))
+        return torch.full((x.shape[0], n_out), float("nan")), 0
     # A measurement carries no gradient: a layer built from torch parameters must not pull
     # the trainer's graph into its own (the inner steps backpropagate through W_k many times).
     out = torch.as_tensor(layer(sent), dtype=torch.float32).detach()
@@ -74,10 +77,10 @@ def call_on_finite_rows(layer: Callable[[Tensor], Tensor], x: Tensor, n_out: int
             f"expected {[sent.shape[0], n_out]}"
         )
     if every:
-        return out
+        return out, sent.shape[0]
     y = torch.full((x.shape[0], n_out), float("nan"))
     y[finite] = out
-    return y
+    return y, sent.shape[0]
 
 
 def physical_layers(layers: Any) -> list:

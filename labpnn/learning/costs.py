@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import Tensor
 
 from labpnn.physical import call_on_finite_rows
@@ -51,10 +50,9 @@ def measure(layer, x: Tensor, costs: Costs, *, evaluation: bool = False) -> Tens
     decides what a bad frame means); a wrong shape raises ``ValueError``. Rows of ``x`` that are
     not finite (a bad frame in the layer before) are not sent and not counted; they come back NaN.
     """
-    sent = int(torch.isfinite(x).all(dim=1).sum())
     timer_before = getattr(layer, "hardware_s", None)
     start = time.perf_counter()
-    y = call_on_finite_rows(layer, x, layer.n_out)
+    y, sent = call_on_finite_rows(layer, x, layer.n_out)
     wall_s = time.perf_counter() - start
     timer_after = getattr(layer, "hardware_s", None)
     if isinstance(timer_before, int | float) and isinstance(timer_after, int | float):

@@ -97,9 +97,9 @@ class LabLayer(_Wrapper):
         # covers direct callers (probes, twin data).
         if self.recentre and self.mean is None and not self._probing:
             raise ValueError(f"{self.name}: recentre needs standardised outputs; standardise first")
-        y = call_on_finite_rows(self.layer, x, self.n_out)
+        y, sent = call_on_finite_rows(self.layer, x, self.n_out)
         if self.on_query is not None:
-            self.on_query(int(torch.isfinite(x).all(dim=1).sum()))
+            self.on_query(sent)
         if self.mean is not None:
             y = (y - self._centre(y, use)) / self.std
         return y
