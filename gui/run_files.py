@@ -20,8 +20,6 @@ import numpy as np
 
 from labpnn.storage import attr_value, open_run
 
-open_readonly = open_run
-
 
 def attr(value: Any) -> Any:
     """:func:`labpnn.storage.attr_value`, with arrays as lists (for tables and JSON views)."""
@@ -86,7 +84,7 @@ def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -
     """Attributes, summary, safe state and (optionally) columns and log of a run file."""
     info = RunInfo(Path(path))
     try:
-        with open_readonly(path) as f:
+        with open_run(path) as f:
             skip = {"station_snapshot", "versions", "identities"}
             info.attrs = {k: attr(v) for k, v in f.attrs.items() if k not in skip}
             if "summary" in f:
@@ -113,7 +111,7 @@ def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -
 
 def read_snapshot(path: str | os.PathLike) -> dict[str, Any]:
     try:
-        with open_readonly(path) as f:
+        with open_run(path) as f:
             snap = attr(f.attrs.get("station_snapshot", "{}"))
             return snap if isinstance(snap, dict) else {}
     except Exception:
@@ -122,7 +120,7 @@ def read_snapshot(path: str | os.PathLike) -> dict[str, Any]:
 
 def read_frame(path: str | os.PathLike, name: str, index: int = -1) -> np.ndarray | None:
     try:
-        with open_readonly(path) as f:
+        with open_run(path) as f:
             ds = f["frames"][name]
             if ds.shape[0] == 0:
                 return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from labpnn.gui.run_files import open_readonly, read_columns
+from labpnn.gui.run_files import read_columns
+from labpnn.storage import open_run
 
 
 class RunFileWatcher(QObject):
@@ -43,7 +44,7 @@ class RunFileWatcher(QObject):
             return
         since = {k: len(v) for k, v in self.data.items()}
         try:
-            with open_readonly(self.path) as f:
+            with open_run(self.path) as f:
                 new = read_columns(f, since)
         except Exception:  # mid-restructure or not yet visible: next tick
             self.failed_reads += 1
