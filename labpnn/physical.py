@@ -102,7 +102,8 @@ class FunctionLayer:
     """A physical layer made from a plain torch function, for tests, studies and ablations.
 
     The function receives the raw layer input (no encoding or range mapping) and must return a
-    ``[B, n_out]`` tensor. The output is detached, as a measurement would be: no gradient flows
+    ``[B, n_out]`` tensor or array (a numpy result is taken as float32, since a lab's simulator
+    or analysis code is often numpy). The output is detached, as a measurement would be: no gradient flows
     through a physical layer. ``queries`` counts samples sent and ``hardware_s`` the seconds spent
     inside the function.
     """
@@ -131,7 +132,15 @@ class FunctionLayer:
             y = self.fn(x)
         self.hardware_s += time.perf_counter() - start
         self.queries += x.shape[0]
-        if y.shape != (x.shape[0], self.n_out):
+        if not isinstance(y, Tensor):
+            try:
+                y = torch.as_tensor(y, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(
+                    f"{self.name}: function returned {type(y).__name__}, expected a tensor or "
+                    f"array of shape [{x.shape[0]}, {self.n_out}]"
+                ) from exc
+        if tuple(y.shape) != (x.shape[0], self.n_out):
             raise ValueError(
                 f"{self.name}: function returned shape {tuple(y.shape)}, "
                 f"expected [{x.shape[0]}, {self.n_out}]"

@@ -85,6 +85,18 @@ class LocalGoodnessTrainer(Trainer):
         total = None if None in means else sum(means)
         return {"loss": total, "layer_losses": means}
 
+    def _check_labels(self, ds: Dataset) -> None:
+        """Also refuse data with fewer label slots than this model embeds into: a label
+        beyond the data's slots would silently overwrite a feature."""
+        super()._check_labels(ds)
+        slots = getattr(ds, "n_label_slots", None)
+        if slots is not None and self.n_label_slots > slots:
+            raise ValueError(
+                f"{type(self).__name__} embeds labels in {self.n_label_slots} slots, but the data "
+                f"have {slots} label slots before the features; build it with n_classes <= {slots} "
+                f"(and n_label_slots={slots})"
+            )
+
     def _train_batch(self, x: Tensor, y: Tensor, layer_losses: list[list[float]]) -> None:
         """Greedy layer-local update of every map on one batch of positives and negatives."""
         n = x.shape[0]

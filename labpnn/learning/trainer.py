@@ -116,6 +116,7 @@ class Trainer(ABC):
         drift schedules); :meth:`fit` is a loop over it.
         """
         self._check_width(ds.x_train)
+        self._check_labels(ds)
         losses = self._train_epoch(ds)
         self.epoch += 1
         record = {"epoch": self.epoch, "train_accuracy": None, "test_accuracy": None, **losses}
@@ -182,6 +183,16 @@ class Trainer(ABC):
         self.history = copy.deepcopy(meta["history"])
 
     # ---- helpers for subclasses ---------------------------------------------------------------
+    def _check_labels(self, ds: Dataset) -> None:
+        """Refuse training labels outside ``0..n_classes-1`` with a message, not an index error."""
+        n_classes = getattr(self, "n_classes", None)
+        y = torch.as_tensor(ds.y_train)
+        if n_classes is not None and y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+            raise ValueError(
+                f"labels must lie in 0..{n_classes - 1} (n_classes={n_classes}); "
+                f"the training labels span {int(y.min())}..{int(y.max())}"
+            )
+
     def _check_width(self, x: Tensor) -> Tensor:
         """``x`` as a float32 tensor (numpy arrays welcome), after checking its width."""
         x = torch.as_tensor(x, dtype=torch.float32)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from labpnn.datasets import VOWELS_CSV_ENV, digits, embed_labels, vowels
+from labpnn.learning import PhyLL
 from labpnn.physical import FunctionLayer, IdentityLayer, PhysicalLayer, RandomLinearLayer
 
 # The real data, where this checkout has it: the variable, else ../shared/datasets beside the repo.
@@ -95,6 +96,22 @@ def test_function_layer_counts_queries_and_returns_detached_measurements():
         layer(torch.ones(4, 6))
     with pytest.raises(ValueError, match="returned shape"):
         FunctionLayer(lambda x: x, n_in=5, n_out=3)(torch.ones(2, 5))
+
+
+def test_function_layer_takes_a_numpy_function_and_phyll_trains_through_it():
+    """Lab simulators are often numpy: a function returning an array is a valid layer."""
+    matrix = np.random.default_rng(0).normal(size=(20, 20)) / np.sqrt(20)
+    layer = FunctionLayer(lambda x: np.tanh(np.asarray(x) @ matrix) ** 2, n_in=20, n_out=20)
+    y = layer(torch.ones(3, 20))
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32 and y.shape == (3, 20)
+    ds = vowels(seed=0)
+    model = PhyLL([layer], n_classes=7, skip=True, seed=0)
+    model.fit(ds, epochs=3)
+    assert 0.0 <= model.evaluate(ds.x_test, ds.y_test) <= 1.0 and layer.queries > 0
+    with pytest.raises(TypeError, match="expected a tensor or array"):
+        FunctionLayer(lambda x: object(), n_in=2, n_out=2)(torch.ones(1, 2))
+    with pytest.raises(ValueError, match="returned shape"):
+        FunctionLayer(lambda x: np.zeros((1, 3)), n_in=2, n_out=2)(torch.ones(1, 2))
 
 
 def test_ablation_layers_are_fixed_maps():

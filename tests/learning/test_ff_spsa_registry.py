@@ -72,3 +72,14 @@ def test_training_does_not_touch_the_global_random_state(vowel_task, tanh_physic
     torch.manual_seed(0)
     PhyLL([FunctionLayer(tanh_physics(), 20, 20)], 7, batch_size=64).fit(vowel_task, epochs=2)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_labels_that_do_not_fit_the_model_are_refused_before_any_query(vowel_task, tanh_physics):
+    layer = FunctionLayer(tanh_physics(seed=1), 20, 20)
+    # 9 label slots on data with 8 would overwrite the first formant with a label.
+    with pytest.raises(ValueError, match="8 label slots"):
+        PhyLL([layer], n_classes=9).fit(vowel_task, epochs=1)
+    for model in (PhyLL([layer], n_classes=5), SPSATrainer([layer], 5)):
+        with pytest.raises(ValueError, match=r"0\.\.4 \(n_classes=5\).*0\.\.6"):
+            model.fit(vowel_task, epochs=1)
+    assert layer.queries == 0
