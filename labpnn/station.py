@@ -14,6 +14,7 @@ import copy
 import hashlib
 import importlib
 import json
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class SimulatedWorld(Protocol):
     def ground_truth(self) -> dict[str, Any]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+    def elapse(self, seconds: float) -> None: ...  # idle time between runs (persist)
     def close(self) -> None: ...
 
 
@@ -242,6 +244,7 @@ class Station:
         self.bench = config.bench
         self.instruments: dict[str, Any] = {}
         self.world: SimulatedWorld | None = None
+        self._world_store: Any = None
         self._qc_components: list[Any] = []
 
     # -- construction -------------------------------------------------------------
@@ -250,7 +253,14 @@ class Station:
         if cfg.simulated:
             from labpnn.mock_instruments import build_world
 
-            self.world = build_world(cfg.bench, cfg.instruments)
+            simulation = dict(cfg.bench.simulation)
+            persist = simulation.pop("persist", False)
+            if not isinstance(persist, bool):
+                raise ConfigError(f"bench.simulation.persist must be true or false, got {persist!r}")
+            bench = BenchConfig(cfg.bench.kind, cfg.bench.layout, simulation)
+            self.world = build_world(bench, cfg.instruments)
+            if persist:
+                self._restore_world()
         try:
             for role, inst in cfg.instruments.items():
                 cls_ = inst.driver_class()
@@ -266,6 +276,15 @@ class Station:
         except BaseException:
             self.close()
             raise
+
+    def _restore_world(self) -> None:
+        """``bench.simulation.persist``: continue the world the last run left, drifted by the
+        idle time since (``mock_instruments.persistence``)."""
+        from labpnn.mock_instruments.persistence import WorldStore
+
+        name = f"{_safe(self.name)}-{self.bench.layout_hash()}.npz"
+        self._world_store = WorldStore(paths.state_dir() / "worlds" / name)
+        logging.getLogger(__name__).info(self._world_store.restore(self.world))
 
     def __getitem__(self, role: str) -> Any:
         try:
@@ -352,6 +371,13 @@ class Station:
                 driver.close()
         self.instruments.clear()
         if self.world is not None:
+            if self._world_store is not None:
+                try:
+                    self._world_store.save(self.world)
+                except Exception as exc:  # the run's data matter more than the world's state
+                    logging.getLogger(__name__).warning(
+                        "could not save the simulated world's state: %s", exc
+                    )
             with contextlib.suppress(Exception):
                 self.world.close()
             self.world = None

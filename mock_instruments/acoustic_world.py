@@ -161,6 +161,15 @@ class AcousticWorld:
             "speed_factor": self.cavity.speed_factor,
         }
 
+    def elapse(self, seconds: float) -> None:
+        """Let ``seconds`` pass with the bench idle: the sound speed walks on (seeded by step)."""
+        if seconds <= 0:
+            return
+        if isinstance(self.clock, VirtualClock):
+            self.clock.t += seconds
+        else:
+            self._t0 -= seconds
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "call_index": int(self.call_index),

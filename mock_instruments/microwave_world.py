@@ -380,6 +380,12 @@ class MicrowaveWorld:
             elif self.metasurface is not None:
                 self.metasurface.vanish_after_sets = int(count)
 
+    def elapse(self, seconds: float) -> None:
+        """Let ``seconds`` pass with the bench idle (the thermal drift follows the clock)."""
+        if seconds > 0 and isinstance(self.clock, VirtualClock):
+            with self.lock:
+                self.clock.t += seconds
+
     def state_dict(self) -> dict[str, Any]:
         """Clock, configuration, connection, noise generator and VNA settings (no pickle)."""
         with self.lock:

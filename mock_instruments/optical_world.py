@@ -316,6 +316,20 @@ class OpticalWorld:
             "seed": self.cfg.seed,
         }
 
+    def elapse(self, seconds: float) -> None:
+        """Let ``seconds`` pass with the bench idle (between two runs): the medium and the
+        signal/reference phase drift by that much in one exact jump, not step by step."""
+        if seconds <= 0:
+            return
+        if isinstance(self.clock, VirtualClock):
+            self.clock.t += seconds
+        else:
+            self.t0 -= seconds
+        dt = self.cfg.drift_step_s
+        step = max(0, math.floor((self.clock.now() - self.t0) / dt))
+        self.medium.jump_to(step, self.cfg.drift_per_s * dt)
+        self.global_phase.jump_to(step, self.cfg.global_phase_drift_per_s * math.sqrt(dt))
+
     def state_dict(self) -> dict[str, Any]:
         """Clock, medium (with drift), signal/reference phase, SLM panel and frame counter.
 

@@ -44,6 +44,9 @@ from labpnn.mock_instruments.physics import parallel
 
 # Independent random streams, each seeded by [seed, STREAM, index...].
 STREAM_MEDIUM, STREAM_LUT, STREAM_DRIFT, STREAM_GLOBAL_PHASE, STREAM_NOISE = 1, 2, 3, 4, 5
+# Innovations of a jump over idle time (a night between runs, ``jump_to``), keyed by the jump's
+# start and end steps so that they never reuse a step's own innovation.
+STREAM_JUMP = 6
 # Beyond this many innovations, the AR(1) state has forgotten its past to 1e-9.
 _AR1_FORGET = 1e-9
 
@@ -287,6 +290,16 @@ class IIDMedium(_SplitInput):
             self.step += 1
             self._innovate([self.seed, STREAM_DRIFT, self.step], rho, c)
 
+    def jump_to(self, step: int, drift_per_step: float) -> None:
+        """Advance to ``step`` in one exact AR(1) jump, ``ρ^Δ T + sqrt(1-ρ^{2Δ}) G``: the same
+        distribution as ``advance_to`` at the cost of one innovation, for idle time between runs."""
+        if step <= self.step:
+            return
+        if drift_per_step > 0:
+            rho = math.exp(-drift_per_step * (step - self.step))
+            self._innovate([self.seed, STREAM_JUMP, self.step, step], rho, math.sqrt(1 - rho * rho))
+        self.step = step
+
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "tm": self.tm.copy()}
 
@@ -357,6 +370,17 @@ class FiberMedium(_SplitInput):
             rng = np.random.default_rng([self.seed, STREAM_DRIFT, self.step])
             self.phase = self.phase + sigma * rng.standard_normal(self.phase.size)
 
+    def jump_to(self, step: int, drift_per_step: float) -> None:
+        """Advance to ``step`` in one draw: the modal phases' random walk over ``Δ`` steps is
+        Gaussian with ``Δ`` times one step's variance."""
+        if step <= self.step:
+            return
+        if drift_per_step > 0:
+            sigma = math.sqrt(2.0 * drift_per_step * (step - self.step))
+            rng = np.random.default_rng([self.seed, STREAM_JUMP, self.step, step])
+            self.phase = self.phase + sigma * rng.standard_normal(self.phase.size)
+        self.step = step
+
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "phase": self.phase.copy()}
 
@@ -383,6 +407,15 @@ class GlobalPhaseDrift:
             self.step += 1
             rng = np.random.default_rng([self.seed, STREAM_GLOBAL_PHASE, self.step])
             self.phase += rms_per_step * float(rng.standard_normal())
+
+    def jump_to(self, step: int, rms_per_step: float) -> None:
+        """Advance to ``step`` in one draw (the walk's variance grows with the steps)."""
+        if step <= self.step:
+            return
+        if rms_per_step > 0:
+            rng = np.random.default_rng([self.seed, STREAM_GLOBAL_PHASE, STREAM_JUMP, self.step, step])
+            self.phase += rms_per_step * math.sqrt(step - self.step) * float(rng.standard_normal())
+        self.step = step
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "phase": self.phase}

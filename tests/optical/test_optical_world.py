@@ -158,3 +158,45 @@ def test_fibre_medium_station_and_20db_snr(station):
     frames = np.stack([bench.grab()[0] for _ in range(40)])
     mean, noise = frames.mean(), np.sqrt(frames.var(axis=0).mean())  # noise std at mean speckle
     assert mean / noise == pytest.approx(10, rel=0.2)  # 20 dB at mean speckle
+
+
+def test_a_persistent_world_continues_where_the_last_run_left_it_drifted_by_the_idle_time(
+    station, tmp_path, monkeypatch
+):
+    """``bench.simulation.persist``: night-to-night drift on a simulated bench."""
+    from labpnn import paths
+    from labpnn.mock_instruments.persistence import WorldStore
+
+    persist = ("bench.simulation.persist=true", "bench.simulation.drift_per_s=1e-3")
+    first = station(*persist, small=True)
+    tm_first = first.ground_truth["tm"].copy()
+    make_bench(first).acquire(_patterns(make_bench(first), 5))
+    first.close()
+    saved = list((paths.state_dir() / "worlds").glob("*.npz"))
+    assert len(saved) == 1
+    # Pretend the save happened 10 minutes ago: corr(T) = exp(-1e-3 * 600) for the medium, and
+    # its square, 0.30, for the observed TM diag(s_ref)·T (the reference speckle drifts too).
+    with np.load(saved[0]) as f:
+        state = dict(f)
+    state["__saved_at_wall_s"] = np.asarray(float(state["__saved_at_wall_s"]) - 600.0)
+    np.savez(saved[0], **state)
+    second = station(*persist, small=True)
+    tm_second = second.ground_truth["tm"]
+    corr = abs(np.vdot(tm_first, tm_second)) / (np.linalg.norm(tm_first) * np.linalg.norm(tm_second))
+    assert corr == pytest.approx(np.exp(-1.2), abs=0.1)
+    assert second.ground_truth["time_s"] >= 600
+    second.close()
+
+    # Off (the default): every run starts from the seed at t = 0.
+    fresh = station("bench.simulation.drift_per_s=1e-3", small=True)
+    np.testing.assert_array_equal(fresh.ground_truth["tm"], tm_first)
+    assert fresh.ground_truth["time_s"] == 0
+
+    # A saved state from another medium is set aside, not used.
+    other = station("bench.simulation.persist=true", "bench.simulation.seed=99", small=True)
+    assert other.ground_truth["time_s"] == 0
+    assert list((paths.state_dir() / "worlds").glob("*.unusable.npz"))
+    other.close()
+    with pytest.raises(Exception, match="persist must be true or false"):
+        station("bench.simulation.persist=3", small=True)
+    assert WorldStore(tmp_path / "none.npz").restore(None).startswith("simulated world starts afresh")

@@ -69,6 +69,32 @@ def test_drift_decorrelates_at_the_configured_rate(kind):
         assert corr == pytest.approx(math.exp(-rate * t), abs=0.08), (t, corr)
 
 
+@pytest.mark.parametrize("kind", ["iid", "fiber"])
+def test_an_idle_jump_decorrelates_like_the_steps_it_skips(kind):
+    """``jump_to`` (a night between runs) draws once, with the statistics of the skipped steps."""
+    rate, dt = 0.1, 0.5
+    measured = []
+    for seed in range(4):
+        if kind == "iid":
+            medium = IIDMedium(1024, CELLS, seed=seed, active=ACTIVE)
+        else:
+            medium = FiberMedium((32, 32), CELLS, n_modes=120, seed=seed, active=ACTIVE)
+        t0 = medium.tm.copy()
+        medium.jump_to(round(5.0 / dt), rate * dt)
+        assert medium.step == 10
+        measured.append(_pearson(medium.tm, t0))
+        power = np.mean(np.abs(medium.tm) ** 2)
+        assert power == pytest.approx(np.mean(np.abs(t0) ** 2), rel=0.05)  # still CN(0, 1/N)
+    assert np.mean(measured) == pytest.approx(math.exp(-rate * 5.0), abs=0.05)
+    # A jump's innovation is not a step's: stepping from there differs from jumping there.
+    stepped = IIDMedium(256, CELLS, seed=2, active=ACTIVE)
+    stepped.advance_to(10, 0.05)
+    jumped = IIDMedium(256, CELLS, seed=2, active=ACTIVE)
+    jumped.jump_to(10, 0.05)
+    assert not np.allclose(stepped.tm, jumped.tm)
+    assert _pearson(stepped.tm, jumped.tm) == pytest.approx(math.exp(-0.5) ** 2, abs=0.1)
+
+
 def test_drift_depends_on_time_only_not_on_how_often_it_was_looked_at():
     a = IIDMedium(256, CELLS, seed=2, active=ACTIVE)
     b = IIDMedium(256, CELLS, seed=2, active=ACTIVE)
