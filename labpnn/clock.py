@@ -57,3 +57,17 @@ class VirtualClock:
 
 
 WALL_CLOCK = WallClock()
+
+
+def let_time_pass(clock: Clock, t0: float, seconds: float) -> float:
+    """Move a simulated world ``seconds`` on without waiting; returns its new start time.
+
+    A world measures its time as ``clock.now() - t0``. On a virtual clock the clock moves; on
+    the wall clock (``real-time`` mode) the world's start moves back instead.
+    """
+    if seconds <= 0:
+        return t0
+    if isinstance(clock, VirtualClock):
+        clock.t += seconds
+        return t0
+    return t0 - seconds

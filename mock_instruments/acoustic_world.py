@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.clock import VirtualClock, WallClock
+from labpnn.clock import VirtualClock, WallClock, let_time_pass
 from labpnn.errors import ConfigError, DeviceLost, InstrumentError, InstrumentTimeout, LimitError
 from labpnn.excitation import MultitonePlan
 
@@ -163,12 +163,7 @@ class AcousticWorld:
 
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` pass with the bench idle: the sound speed walks on (seeded by step)."""
-        if seconds <= 0:
-            return
-        if isinstance(self.clock, VirtualClock):
-            self.clock.t += seconds
-        else:
-            self._t0 -= seconds
+        self._t0 = let_time_pass(self.clock, self._t0, seconds)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.clock import VirtualClock, WallClock
+from labpnn.clock import VirtualClock, WallClock, let_time_pass
 from labpnn.errors import ConfigError
 from labpnn.mock_instruments.metasurface_pty import IDN as METASURFACE_IDN
 from labpnn.mock_instruments.metasurface_pty import MetasurfacePty
@@ -382,9 +382,9 @@ class MicrowaveWorld:
 
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` pass with the bench idle (the thermal drift follows the clock)."""
-        if seconds > 0 and isinstance(self.clock, VirtualClock):
+        if isinstance(self.clock, VirtualClock):  # real-time: sweeps are timed from the wall clock
             with self.lock:
-                self.clock.t += seconds
+                let_time_pass(self.clock, 0.0, seconds)
 
     def state_dict(self) -> dict[str, Any]:
         """Clock, configuration, connection, noise generator and VNA settings (no pickle)."""

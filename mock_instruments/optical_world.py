@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.clock import VirtualClock, WallClock
+from labpnn.clock import VirtualClock, WallClock, let_time_pass
 from labpnn.errors import ConfigError, InstrumentTimeout
 from labpnn.mock_instruments.optical_config import parse_simulation
 from labpnn.mock_instruments.physics.lc_settling import LCResponse
@@ -319,12 +319,7 @@ class OpticalWorld:
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` pass with the bench idle (between two runs): the medium and the
         signal/reference phase drift by that much in one exact jump, not step by step."""
-        if seconds <= 0:
-            return
-        if isinstance(self.clock, VirtualClock):
-            self.clock.t += seconds
-        else:
-            self.t0 -= seconds
+        self.t0 = let_time_pass(self.clock, self.t0, seconds)
         dt = self.cfg.drift_step_s
         step = max(0, math.floor((self.clock.now() - self.t0) / dt))
         self.medium.jump_to(step, self.cfg.drift_per_s * dt)

@@ -84,3 +84,30 @@ def test_locks_exclude_a_second_holder():
                     pass
         with b.locked():
             pass
+
+
+@pytest.mark.parametrize("kind", ["acoustic", "microwave"])
+def test_persist_continues_every_simulated_world_where_it_stopped(kind):
+    """Not only the optics: any bundled world keeps its clock (and so its drift) across runs."""
+    import time
+
+    from labpnn import paths
+
+    persist = ["bench.simulation.persist=true"]
+    first = StationConfig.load(f"{kind}-sim", persist).connect()
+    first.world.elapse(3600.0)
+    before = first.clock.now()
+    first.close()
+    assert len(list((paths.state_dir() / "worlds").glob(f"{kind}-sim-*.npz"))) == 1
+    started = time.time()
+    second = StationConfig.load(f"{kind}-sim", persist).connect()
+    try:
+        assert second.clock.now() >= before >= 3600.0
+        assert second.clock.now() - before <= time.time() - started + 60.0
+    finally:
+        second.close()
+    fresh = StationConfig.load(f"{kind}-sim").connect()
+    try:
+        assert fresh.clock.now() < 3600.0
+    finally:
+        fresh.close()
