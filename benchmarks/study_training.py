@@ -239,6 +239,7 @@ def run_phyll(bench: str, dataset: str, seed: int, epochs: int, eval_every: int,
             inner_steps=p["inner_steps"],
             batch_size=p["batch_size"] or None,
             n_label_slots=ds.n_label_slots,
+            standardise=False,  # LabLayer standardises (or not, as the bench default says)
             seed=seed,
         )
         book(trainer, cost)
@@ -376,7 +377,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     st_quiet = station("optical", quiet)
     layer, _ = lab_layer("bench", st_quiet, 20, seed)
     trained = PhyLL([layer, layer.alias()], 7, skip=False, lr=1e-3, batch_size=batch_size,
-                    inner_steps=10, n_label_slots=8, seed=seed)  # fmt: skip
+                    inner_steps=10, n_label_slots=8, standardise=False, seed=seed)  # fmt: skip
     pretrain = train(trained, ds, pretrain_epochs, 1, train_eval_rows=-1)
     cycle_s = pretrain[-1]["hardware_s"] - pretrain[-2]["hardware_s"]
     # in-silico: a twin fitted on the static bench, training on the twin alone

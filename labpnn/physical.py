@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "as_measurement",
     "call_on_finite_rows",
     "physical_layers",
     "PhysicalLayer",
@@ -68,9 +69,9 @@ def call_on_finite_rows(
     sent = x if every else x[finite]
     if sent.shape[0] == 0:
         return torch.full((x.shape[0], n_out), float("nan")), 0
-    # A measurement carries no gradient: a layer built from torch parameters must not pull
-    # the trainer's graph into its own (the inner steps backpropagate through W_k many times).
-    out = torch.as_tensor(layer(sent), dtype=torch.float32).detach()
+    # The layer gets its own copy: an actuator model that clips its drive in place must not
+    # change the trainer's tensor (PhyLL concatenates it as the skip input).
+    out = as_measurement(layer(sent.clone() if every else sent), layer)
     if tuple(out.shape) != (sent.shape[0], n_out):
         raise ValueError(
             f"physical layer {layer!r} returned shape {tuple(out.shape)}, "
@@ -81,6 +82,42 @@ def call_on_finite_rows(
     y = torch.full((x.shape[0], n_out), float("nan"))
     y[finite] = out
     return y, sent.shape[0]
+
+
+def as_measurement(y: Any, layer: Any) -> Tensor:
+    """A layer's output as a measurement: a real float32 CPU tensor with no gradient.
+
+    Numpy arrays (any strides) and nested lists are taken as they are; complex values are
+    refused rather than silently losing their imaginary part (a camera measures ``|E|²``, not E).
+    A measurement carries no gradient: a layer built from torch parameters must not pull the
+    trainer's graph into its own (the inner steps backpropagate through W_k many times).
+    """
+    if isinstance(y, Tensor):
+        out = y.detach()
+    else:
+        import numpy as np  # only for outputs that are not tensors: the module needs torch only
+
+        try:
+            array = np.asarray(y)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"physical layer {layer!r} returned {type(y).__name__}, which is not a tensor "
+                f"or array of shape [batch, n_out]: {exc}"
+            ) from exc
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == bool
+        ):
+            raise TypeError(
+                f"physical layer {layer!r} returned {type(y).__name__} ({array.dtype}), "
+                "expected a tensor or array of numbers, shape [batch, n_out]"
+            )
+        out = torch.from_numpy(np.ascontiguousarray(array))
+    if out.is_complex():
+        raise TypeError(
+            f"physical layer {layer!r} returned complex values; a measurement is real "
+            "(return |E| or |E|², not the field E)"
+        )
+    return out.to(device="cpu", dtype=torch.float32)
 
 
 def physical_layers(layers: Any) -> list:
@@ -132,20 +169,13 @@ class FunctionLayer:
             y = self.fn(x)
         self.hardware_s += time.perf_counter() - start
         self.queries += x.shape[0]
-        if not isinstance(y, Tensor):
-            try:
-                y = torch.as_tensor(y, dtype=torch.float32)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise TypeError(
-                    f"{self.name}: function returned {type(y).__name__}, expected a tensor or "
-                    f"array of shape [{x.shape[0]}, {self.n_out}]"
-                ) from exc
+        y = as_measurement(y, self)
         if tuple(y.shape) != (x.shape[0], self.n_out):
             raise ValueError(
                 f"{self.name}: function returned shape {tuple(y.shape)}, "
                 f"expected [{x.shape[0]}, {self.n_out}]"
             )
-        return y.detach()
+        return y
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, n_in={self.n_in}, n_out={self.n_out})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["seeded_linear"]
+__all__ = ["OutputStandardiser", "seeded_linear"]
 
 
 def seeded_linear(
@@ -23,3 +23,50 @@ def seeded_linear(
         if bias:
             linear.bias.copy_(torch.rand(n_out, generator=generator) * 2 * bound - bound)
     return linear
+
+
+class OutputStandardiser(nn.Module):
+    """Per-output centre and scale of a physical layer's measurements, ``(P(x) - mean) / std``.
+
+    Why: the digital map after a physical layer has a bias and a fixed learning rate, so
+    measurements in arbitrary units (power in W, camera counts on a dark level of 3000, a
+    common-mode offset a thousand times the signal) leave it at chance although the same physics
+    in other units trains well. The statistics are those of the training measurements seen so far,
+    over a window of the last ``window`` rows (the later layers' inputs move as the earlier maps
+    train); evaluation uses them without updating. Before any training measurement, a batch is
+    standardised on its own statistics.
+    """
+
+    def __init__(self, n: int, window: int = 10_000) -> None:
+        super().__init__()
+        self.window = int(window)
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(n, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the finite rows of a training batch into the running statistics."""
+        rows = x[torch.isfinite(x).all(dim=1)].double()
+        n_new = rows.shape[0]
+        if n_new == 0:
+            return
+        old = min(float(self.count), max(self.window - n_new, 0))
+        total = old + n_new
+        batch_mean = rows.mean(dim=0)
+        delta = batch_mean - self.mean
+        batch_var = rows.var(dim=0, unbiased=False)
+        self.var.copy_((old * self.var + n_new * batch_var + delta**2 * old * n_new / total) / total)
+        self.mean.add_(delta * n_new / total)
+        self.count.fill_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self.mean, self.var
+        if float(self.count) == 0:
+            rows = x[torch.isfinite(x).all(dim=1)].double()
+            if rows.shape[0] == 0:
+                return x
+            mean, var = rows.mean(dim=0), rows.var(dim=0, unbiased=False)
+        std = var.sqrt()
+        # a constant output stays 0; the floor keeps it from amplifying rounding noise
+        std = std.clamp_min(max(float(std.max()) * 1e-6, 1e-300))
+        return ((x.double() - mean) / std).float()

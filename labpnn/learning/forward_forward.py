@@ -55,7 +55,7 @@ class ForwardForward(LocalGoodnessTrainer):
         self.threshold = float(threshold)
         self.lr = float(lr)
         self.inner_steps = int(inner_steps)
-        self.batch_size = batch_size
+        self.batch_size = self._batch_size(batch_size)
         widths = [self.n_inputs, *self.hidden]
         self.linears = nn.ModuleList(
             seeded_linear(width_in, width_out, self.generator)

@@ -85,7 +85,7 @@ class HybridTrainer(Trainer):
         self.n_inputs = int(n_in or self.layers[0].n_in)
         self.n_classes = int(n_classes)
         self.lr = float(lr)
-        self.batch_size = batch_size
+        self.batch_size = self._batch_size(batch_size)
         widths = [(int(layer.n_in), int(layer.n_out)) for layer in self.layers]
         self.network = HybridNetwork(self.n_inputs, widths, self.n_classes, self.generator)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)

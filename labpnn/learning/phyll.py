@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from labpnn.learning.digital import seeded_linear
+from labpnn.learning.digital import OutputStandardiser, seeded_linear
 from labpnn.learning.goodness import cosine_goodness, random_prototype, sum_of_squares_goodness
 from labpnn.learning.local import LocalGoodnessTrainer
 from labpnn.physical import physical_layers
@@ -41,10 +41,12 @@ class PhyLL(LocalGoodnessTrainer):
     are counted (``costs.eval_queries``). ``n_label_slots`` defaults to ``n_classes``: the slots
     beyond are zero in the data and stay zero.
 
-    PhyLL takes the physical outputs as they come. It copes with their scale (measured: tanh,
-    |Tx|² speckle ×1 and ×10⁴, 8-bit counts, an offset of 10 all train the vowels to 90-100 %),
-    but an offset a thousand times the input-dependent variation leaves it at chance: standardise
-    such outputs first, as ``LabLayer`` does for the benches.
+    ``standardise`` (on by default) centres and scales each physical output on the training
+    measurements seen so far (:class:`OutputStandardiser`, checkpointed) before ``W_k`` sees it,
+    so the units of a measurement do not matter. Without it, on the vowels, |Tx|² speckle ×10⁴
+    or + 1000, and tanh ×10⁻⁴ or + 10 without skip, stay at or near chance, while the same
+    physics in other units trains to 90-100 %. Turn it off for layers that are standardised
+    already (the training procedures' ``LabLayer`` does it on random probes).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class PhyLL(LocalGoodnessTrainer):
         goodness: str = "cosine",
         n_label_slots: int | None = None,
         out_width: int | None = None,
+        standardise: bool = True,
         seed: int = 0,
         divergence_bound: float = 1e6,
     ) -> None:
@@ -83,7 +86,7 @@ class PhyLL(LocalGoodnessTrainer):
         self.alpha = float(alpha)
         self.lr = float(lr)
         self.inner_steps = int(inner_steps)
-        self.batch_size = batch_size
+        self.batch_size = self._batch_size(batch_size)
         self.goodness = goodness
 
         self.digital = nn.ModuleList()
@@ -102,6 +105,10 @@ class PhyLL(LocalGoodnessTrainer):
         self.optimizers = [
             torch.optim.Adam(linear.parameters(), lr=self.lr) for linear in self.digital
         ]
+        self.standardise = bool(standardise)
+        self.standardisers = nn.ModuleList(
+            OutputStandardiser(int(layer.n_out)) for layer in self.layers if self.standardise
+        )
 
     @property
     def digital_widths(self) -> list[tuple[int, int]]:
@@ -115,6 +122,13 @@ class PhyLL(LocalGoodnessTrainer):
     def _layer_input(self, k: int, h: Tensor, *, evaluation: bool = False) -> Tensor:
         """Measure P_k(h) and, with skip, append the layer input: the input of W_k."""
         measured = self._measure(self.layers[k], h, evaluation=evaluation)
+        if self.standardise:
+            standardiser = self.standardisers[k]
+            if not evaluation:
+                standardiser.update(measured)
+            measured = standardiser(measured)
+            # subtract and divide per element; in training also the statistics' update
+            self._costs.digital_flops += measured.numel() * (2 if evaluation else 6)
         return torch.cat([measured, h], dim=1) if self.skip else measured
 
     def _activity(self, k: int, z: Tensor) -> Tensor:
@@ -130,6 +144,8 @@ class PhyLL(LocalGoodnessTrainer):
 
     def _stateful(self) -> dict:
         parts = {"digital": self.digital, "prototypes": self.prototypes}
+        if self.standardise:
+            parts["standardisers"] = self.standardisers
         parts.update({f"optimizer.{k}": opt for k, opt in enumerate(self.optimizers)})
         return parts
 
@@ -149,4 +165,5 @@ class PhyLL(LocalGoodnessTrainer):
             "inner_steps": self.inner_steps,
             "batch_size": self.batch_size,
             "goodness": self.goodness,
+            "standardise": self.standardise,
         }

@@ -10,8 +10,10 @@ restored trainer continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import copy
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,7 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, epoch: int, loss: float, bound: float) -> None:
         super().__init__(
             f"training diverged in epoch {epoch + 1}: loss {loss} is not finite or exceeds "
-            f"divergence_bound={bound:g}; stop the run and keep the last good checkpoint"
+            f"divergence_bound={bound:g}; the weights were not updated with it"
         )
         self.epoch = epoch
         self.loss = loss
@@ -102,12 +104,24 @@ class Trainer(ABC):
         """
         if epochs < 0 or eval_every < 1:
             raise ValueError(f"need epochs >= 0 and eval_every >= 1, got {epochs}, {eval_every}")
+        ds = training_data(ds)
+        skipped_before = self._costs.skipped_batches
         for done in range(1, epochs + 1):
             due = (self.epoch + 1) % eval_every == 0 or done == epochs
             record = self.step_epoch(ds, evaluate=due)
             if callback is not None and callback(record) is False:
                 break
-        return self.history
+        skipped = self._costs.skipped_batches - skipped_before
+        if skipped:
+            warnings.warn(
+                f"{type(self).__name__}: {skipped} training batch(es) skipped because a physical "
+                "layer returned NaN/Inf (costs.skipped_batches); a batch with one bad row is "
+                "skipped whole, so with full-batch training (batch_size=None) one bad row skips "
+                "an epoch: use a smaller batch_size on a layer that drops frames",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return list(self.history)
 
     def step_epoch(self, ds: Dataset, evaluate: bool = True) -> dict:
         """Train one epoch, optionally measure accuracies, append the record to the history.
@@ -115,6 +129,7 @@ class Trainer(ABC):
         This is the hook for procedures that drive training epoch by epoch (checkpointing,
         drift schedules); :meth:`fit` is a loop over it.
         """
+        ds = training_data(ds)
         self._check_width(ds.x_train)
         self._check_labels(ds)
         losses = self._train_epoch(ds)
@@ -128,8 +143,12 @@ class Trainer(ABC):
         return record
 
     def evaluate(self, x: Tensor, y: Tensor) -> float:
-        """Fraction (0..1) of rows of ``x`` classified as ``y``."""
-        return (self.predict(x) == torch.as_tensor(y)).float().mean().item()
+        """Fraction (0..1) of rows of ``x`` classified as ``y`` (one label per row; a column of
+        labels is fine)."""
+        labels = as_labels(y, "y")
+        if labels.shape[0] != len(x):
+            raise ValueError(f"{len(x)} rows of x but {labels.shape[0]} labels")
+        return (self.predict(x) == labels).float().mean().item()
 
     @property
     def costs(self) -> Costs:
@@ -165,6 +184,18 @@ class Trainer(ABC):
             raise ValueError(
                 f"checkpoint is {meta.get('trainer')!r} ({meta.get('format')!r}); this trainer is "
                 f"{type(self).__name__!r} ({CHECKPOINT_FORMAT!r})"
+            )
+        saved_config, config = meta.get("config", {}), self._config()
+        changed = [
+            f"{key}: checkpoint {saved_config[key]!r}, this trainer {config[key]!r}"
+            for key in config
+            if key not in RESTORE_MAY_DIFFER and key in saved_config
+            and _json_value(saved_config[key]) != _json_value(config[key])
+        ]  # fmt: skip
+        if changed:
+            raise ValueError(
+                f"the checkpoint was made by a {type(self).__name__} built differently; build it "
+                "as the checkpoint says to continue it (" + "; ".join(changed) + ")"
             )
         state = join_state(meta["state"], arrays)
         for name, obj in self._stateful().items():
@@ -215,6 +246,15 @@ class Trainer(ABC):
             raise BadFrame(f"physical layer {layer!r} returned a non-finite frame")
         return y
 
+    @staticmethod
+    def _batch_size(batch_size: int | None) -> int | None:
+        """``batch_size`` checked: a positive integer, or None (or 0) for the full batch."""
+        if batch_size is None or batch_size == 0:
+            return None
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None (full batch), got {batch_size!r}")
+        return int(batch_size)
+
     def _batches(self, n_samples: int, batch_size: int | None) -> Iterator[Tensor]:
         """Index batches: the whole set in order when ``batch_size`` is None, else shuffled."""
         if batch_size is None or batch_size >= n_samples:
@@ -236,6 +276,74 @@ class Trainer(ABC):
         if not np.isfinite(value) or value > self.divergence_bound:
             raise TrainingDiverged(self.epoch, value, self.divergence_bound)
         return value
+
+
+# What a restored trainer may do differently from the one that made the checkpoint: the seed is
+# taken from the checkpoint (its generators are restored), the layers' descriptions include state
+# that the checkpoint restores, and the divergence bound is a safety setting, not the model.
+RESTORE_MAY_DIFFER = frozenset({"seed", "layers", "divergence_bound"})
+
+
+def _json_value(value: Any) -> Any:
+    """Configs compared as they are stored in checkpoints (JSON: tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def as_labels(y: Any, name: str) -> Tensor:
+    """Class labels as an int64 vector: numpy, lists and ``[N, 1]`` columns are welcome;
+    non-integer values are refused rather than truncated."""
+    labels = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must hold one label per row, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point():
+        if not torch.equal(labels, labels.round()):
+            raise ValueError(f"{name} holds non-integer labels; labels are class numbers 0..C-1")
+    elif labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"{name} must hold integer class labels, got {labels.dtype}")
+    return labels.to(torch.int64)
+
+
+def training_data(ds: Any) -> Any:
+    """``ds`` with float32 inputs and int64 labels (numpy, float64 and lists welcome).
+
+    A :class:`Dataset` that already has them is returned as it is; anything else with the
+    attributes ``x_train, y_train, x_test, y_test`` (and optionally ``n_classes``,
+    ``n_label_slots``) becomes a lightweight copy with converted arrays.
+    """
+    fields = ("x_train", "y_train", "x_test", "y_test")
+    missing = [name for name in fields if not hasattr(ds, name)]
+    if missing:
+        raise TypeError(
+            f"training data need attributes {', '.join(fields)} (labpnn.datasets.Dataset); "
+            f"{type(ds).__name__} lacks {', '.join(missing)}"
+        )
+    ready = all(
+        isinstance(getattr(ds, name), Tensor)
+        and getattr(ds, name).dtype == (torch.float32 if name.startswith("x") else torch.int64)
+        and getattr(ds, name).ndim == (2 if name.startswith("x") else 1)
+        for name in fields
+    )
+    if ready:
+        return ds
+    converted = {}
+    for split in ("train", "test"):
+        x = getattr(ds, f"x_{split}")
+        x = x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float32))
+        x = x.to(torch.float32)
+        y = as_labels(getattr(ds, f"y_{split}"), f"y_{split}")
+        if x.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"x_{split} must be [N, n_inputs] with one label per row; got x_{split} "
+                f"{tuple(x.shape)} and {y.shape[0]} labels"
+            )
+        converted[f"x_{split}"], converted[f"y_{split}"] = x, y
+    extra = {name: getattr(ds, name) for name in ("n_classes", "n_label_slots", "n_features", "meta")
+             if hasattr(ds, name)}  # fmt: skip
+    return SimpleNamespace(**converted, **extra)
 
 
 def predicted_classes(scores: Tensor) -> Tensor:

@@ -63,6 +63,8 @@ class TrainPhyLL(PhysicalTrainingProcedure):
             batch_size=self.batch,
             goodness=self.goodness,
             n_label_slots=task.n_label_slots,
+            # the bench layer standardises on random probes (LabLayer), or deliberately not
+            standardise=False,
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )

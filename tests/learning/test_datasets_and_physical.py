@@ -110,6 +110,12 @@ def test_function_layer_takes_a_numpy_function_and_phyll_trains_through_it():
     assert 0.0 <= model.evaluate(ds.x_test, ds.y_test) <= 1.0 and layer.queries > 0
     with pytest.raises(TypeError, match="expected a tensor or array"):
         FunctionLayer(lambda x: object(), n_in=2, n_out=2)(torch.ones(1, 2))
+    # a mirrored array (negative strides) is an array like any other
+    mirrored = FunctionLayer(lambda x: np.asarray(x)[:, ::-1], n_in=2, n_out=2)
+    assert mirrored(torch.tensor([[1.0, 2.0]])).tolist() == [[2.0, 1.0]]
+    # a field is not a measurement: refused, not silently cut to its real part
+    with pytest.raises(TypeError, match="complex values; a measurement is real"):
+        FunctionLayer(lambda x: x.to(torch.cfloat), n_in=2, n_out=2)(torch.ones(1, 2))
     with pytest.raises(ValueError, match="returned shape"):
         FunctionLayer(lambda x: np.zeros((1, 3)), n_in=2, n_out=2)(torch.ones(1, 2))
 
