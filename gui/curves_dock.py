@@ -46,10 +46,11 @@ def x_axis(columns: dict[str, np.ndarray]) -> tuple[str, np.ndarray | None]:
 
 
 # What training runs log per epoch about their cost: the cumulative counters of
-# labpnn.learning.costs.Costs, and the epoch's wall time.
+# labpnn.learning.costs.Costs, the rows of an evaluation the bench gave no finite data for,
+# and the epoch's wall time. (Counts on the accuracy plot would stretch its 0..1 scale.)
 COST_COLUMNS = frozenset(
     {"queries", "eval_queries", "twin_queries", "hardware_s", "digital_flops", "skipped_batches",
-     "wall_s"}
+     "bad_eval_rows", "wall_s"}
 )  # fmt: skip
 
 

@@ -21,9 +21,8 @@ def test_training_columns_go_to_their_own_plots_with_gaps_joined(qtbot, tmp_path
         "digital_flops": np.linspace(1e7, 6e7, 6),
         "skipped_batches": np.zeros(6),
     })  # fmt: skip
-    assert [kind_of(n) for n in ("loss_layer1", "test_accuracy", "hardware_s", "wall_s")] == [
-        "loss", "metric", "cost", "cost",
-    ]  # fmt: skip
+    names = ("loss_layer1", "test_accuracy", "hardware_s", "wall_s", "bad_eval_rows")
+    assert [kind_of(n) for n in names] == ["loss", "metric", "cost", "cost", "cost"]
     assert view.loss_plot.isVisible() and view.metric_plot.isVisible()
     assert view.cost_plot.isVisible() and view.cost_plot.plotItem.ctrl.logYCheck.isChecked()
     accuracy = view._curves[("", "test_accuracy")]
