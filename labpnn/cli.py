@@ -223,10 +223,13 @@ def station() -> None:
 @options.STATION_OVERRIDES
 def station_check(file, station_sets) -> None:
     """Validate a station config; for real hardware, check the SDKs are installed."""
+    from labpnn.bench import check_layout
     from labpnn.station import StationConfig
 
     cfg = StationConfig.load(file, station_sets)
-    for note in cfg.check():
+    notes = cfg.check()
+    check_layout(cfg.bench.kind, cfg.bench.layout)
+    for note in notes:
         click.echo(f"  {note}")
     click.echo(f"station '{cfg.name}' ({cfg.bench.kind} bench) is valid")
 

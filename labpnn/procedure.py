@@ -17,6 +17,7 @@ the watchdog, and raises :class:`~labpnn.errors.RunAborted` once a stop was requ
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,6 +31,20 @@ from pymeasure.experiment import (  # noqa: F401  (re-exported for procedure aut
 )
 
 from labpnn.errors import BadInput, RunAborted
+
+
+def allowed(spec: Parameter) -> str:
+    """What a parameter accepts, as the end of an error message ("must be ...")."""
+    if isinstance(spec, BooleanParameter):
+        return "must be true or false"
+    if isinstance(spec, ListParameter):
+        return f"must be one of {', '.join(map(str, spec.choices or ()))}"
+    if isinstance(spec, (IntegerParameter, FloatParameter)):
+        units = f" {spec.units}" if getattr(spec, "units", None) else ""
+        if isinstance(spec, IntegerParameter):
+            return f"must be an integer in {spec.minimum}..{spec.maximum}{units}"
+        return f"must be a number in {spec.minimum:g}..{spec.maximum:g}{units}"
+    return "must be text"
 
 
 @dataclass
@@ -55,6 +70,9 @@ class LabProcedure(Procedure):
     operator: Any = None  # labpnn.operator.Operator: requests to a person
     log: logging.Logger = logging.getLogger("labpnn.run")
     resume_state: Any = None  # (arrays, meta) of the checkpoint to resume from
+    # The run file this run resumes or reruns: path, run_id, status, parameters.
+    previous_run: Any = None
+    progress_bar_shown: bool = False  # whether the runner draws a terminal progress bar
 
     def __init__(self, **kwargs: Any):
         self._progress_hook = None
@@ -76,8 +94,14 @@ class LabProcedure(Procedure):
         spec = params[key]
         try:
             spec.value = raw
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"{self.name}: {key}={raw!r} is invalid: {exc}") from None
+        except (ValueError, TypeError):
+            raise BadInput(f"{self.name}: {key}={raw!r} is invalid: {allowed(spec)}") from None
+        if isinstance(spec, FloatParameter) and not math.isfinite(spec.value):
+            # pymeasure's range checks compare, and every comparison with NaN is False.
+            raise BadInput(
+                f"{self.name}: {key}={raw!r} is invalid: "
+                f"{allowed(spec).replace('a number', 'a finite number')}"
+            )
         setattr(self, key, spec.value)
 
     def parameter_values(self) -> dict[str, Any]:
@@ -97,6 +121,13 @@ class LabProcedure(Procedure):
             )
         for role in self.roles:
             self.station[role]  # raises a clear ConfigError when missing
+
+    def check_resume(self, previous: dict[str, Any]) -> None:
+        """Before the station connects: refuse (BadInput) a resume that cannot continue the run.
+
+        ``previous`` describes the run file (``path``, ``run_id``, ``status``, ``parameters``);
+        ``self.resume_state`` holds its checkpoint and ``self.station_config`` the station.
+        """
 
     def startup(self) -> None:
         pass

@@ -112,11 +112,19 @@ def build_procedure(req: RunRequest) -> tuple[Any, str]:
             raise BadInput(f"cannot read run file {source}: {exc}") from None
         procedure_name = procedure_name or previous.get("procedure", "")
         params.update(previous.get("parameters") or {})
+        previous_run = {
+            "path": str(Path(source).resolve()),
+            "run_id": str(previous.get("run_id") or ""),
+            "status": str(previous.get("status") or ""),
+            "parameters": dict(previous.get("parameters") or {}),
+        }
         station = station or previous.get("station_source") or previous.get("station")
         if not req.station_set:  # resume and rerun on the same station overrides
             req.station_set = list(previous.get("station_set") or [])
     cls = procedure_class(procedure_name)
     procedure = cls()
+    if source:
+        procedure.previous_run = previous_run
     for key, value in params.items():
         if key in procedure._parameters:
             procedure.set_parameter(key, value)
@@ -180,8 +188,8 @@ class _Progress:
                 desc=label,
                 unit="%",
                 file=sys.stderr,
-                leave=False,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+                leave=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
             )
 
     def __call__(self, done: float, total: float, info: dict[str, Any]) -> None:
@@ -262,6 +270,22 @@ def _execute(
     try:
         config = StationConfig.load(station_name, req.station_set)
         config.check()
+        if config.simulated:
+            # The simulated world reads the layout while it connects: check it first. (Every
+            # bench checks it again when it becomes a PhysicalLayer, real ones included.)
+            from labpnn.bench import check_layout
+
+            check_layout(config.bench.kind, config.bench.layout)
+        if req.resume_file:
+            # Before anything connects: a run file without a checkpoint, or a resume that
+            # would change what the checkpoint was trained with, is bad input.
+            from labpnn.storage import read_checkpoint
+
+            procedure.resume_state = read_checkpoint(req.resume_file)
+            if procedure.resume_state is None:
+                raise BadInput(f"{req.resume_file} holds no checkpoint to resume from")
+            procedure.station_config = config
+            procedure.check_resume(procedure.previous_run)
     except BadInput as exc:
         return RunOutcome("bad-input", 2, error=str(exc))
 
@@ -320,12 +344,6 @@ def _execute(
             procedure.station_config = config
             procedure.registry = CalibrationRegistry.for_station(ledger, station)
             procedure.operator = Operator.for_run(station, req.started_by)
-            if req.resume_file:
-                from labpnn.storage import read_checkpoint
-
-                procedure.resume_state = read_checkpoint(req.resume_file)
-                if procedure.resume_state is None:
-                    raise BadInput(f"{req.resume_file} holds no checkpoint to resume from")
             procedure.validate()
             snapshot = station.snapshot()
         except BadInput as exc:
@@ -361,8 +379,11 @@ def _execute(
             "started_by": req.started_by,
             "note": req.note,
             "tags": list(req.tags),
-            "resumed_from": req.resume_file or "",
-            "rerun_of": req.from_file or "",
+            "resumed_from": str(Path(req.resume_file).resolve()) if req.resume_file else "",
+            "resumed_from_run_id": (procedure.previous_run or {}).get("run_id", "")
+            if req.resume_file
+            else "",
+            "rerun_of": str(Path(req.from_file).resolve()) if req.from_file else "",
         }
         writer = RunWriter(path, attrs)
         procedure.run = writer
@@ -400,6 +421,7 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
     root.addHandler(file_handler)
     progress = _Progress(ledger, run_id, req.show_progress, procedure.name)
     procedure._progress_hook = progress
+    procedure.progress_bar_shown = progress.bar is not None
     procedure._stop_requested = stop.is_set
     from labpnn import live
 
@@ -442,15 +464,23 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
         finally:
             procedure.shutdown()
         status = "aborted" if stop.is_set() else "completed"
-    except (RunAborted, KeyboardInterrupt):
+    except RunAborted as exc:
+        # A procedure may say where a resume would continue ("stop requested" is the default).
+        detail = str(exc) if str(exc) not in ("", "stop requested") else ""
+        status, error = "aborted", "stopped by the operator" + (f"; {detail}" if detail else "")
+    except KeyboardInterrupt:
         status, error = "aborted", "stopped by the operator"
     except WatchdogExpired as exc:
         status, error = "failed", f"watchdog: {exc}"
     except Exception as exc:  # a lab error or a bug: record it, keep the data
         status = "failed"
-        error = f"{type(exc).__name__}: {exc}"
-        log.error("run failed: %s", error)
+        # An error whose message is a full sentence says so (``explains_itself``); for the
+        # others, the type name tells e.g. an instrument error from a lost device or a bug.
+        explained = getattr(exc, "explains_itself", False)
+        error = str(exc) if explained else f"{type(exc).__name__}: {exc}"
+        # Into the run file only: the caller (the CLI) prints the outcome once.
         with contextlib.suppress(Exception):
+            writer.log("ERROR", f"run failed: {error}")
             writer.log("ERROR", traceback.format_exc())
     finally:
         finished.set()

@@ -10,7 +10,10 @@ Layout (``format_version`` 1)::
     /calibration/...  arrays a calibration produced (e.g. the TM)
     /checkpoints/latest   tensors as datasets (never pickle) + attrs (JSON meta)
     /log              compound (t, level, message): the run's log
-    /summary          attrs: headline metrics, one vocabulary (see DESIGN.md)
+    /summary          attrs: headline metrics, one vocabulary (see DESIGN.md); a procedure
+                      may describe them in /summary/units and /summary/description (attrs
+                      named like the metrics), and its /results columns in their own
+                      ``units`` and ``description`` attrs
     /safe_state       attrs: per instrument, whether safe_state() succeeded
 
 Why SWMR with a flush after every append: in our crash tests that was the only mode
@@ -244,6 +247,27 @@ class RunWriter:
             node = f.require_group(name) if name not in f else f[name]
             for key, value in attrs.items():
                 node.attrs[key] = _to_attr(value)
+
+        self._restructure(change)
+
+    @_locked
+    def describe(self, attrs_by_node: Mapping[str, Mapping[str, Any]]) -> None:
+        """Attributes for several nodes in one structural change, e.g. units of columns.
+
+        ``{"results/loss": {"units": "1", "description": "..."}}``. A dataset that does not
+        exist yet is skipped; a missing group is created.
+        """
+
+        def change(f: Any) -> None:
+            for name, attrs in attrs_by_node.items():
+                if name in f:
+                    node = f[name]
+                elif name.split("/", 1)[0] == "results":
+                    continue  # a column not written yet
+                else:
+                    node = f.require_group(name)
+                for key, value in attrs.items():
+                    node.attrs[key] = _to_attr(value)
 
         self._restructure(change)
 

@@ -29,6 +29,7 @@ from labpnn.procedures.training.twin import (
     fit_bench_twin,
     load_twin,
     save_twin,
+    warn_if_poor_twin,
 )
 
 __all__ = ["TrainPAT", "TwinTrainingProcedure"]
@@ -69,6 +70,11 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
                 self.log.info(
                     "using registered twin #%s (validation NRMSE %.3f, %.0f s old)",
                     meta["registry_id"], meta.get("validation_nrmse") or float("nan"), meta["age_s"],
+                )  # fmt: skip
+                nrmse = meta.get("validation_nrmse")
+                warn_if_poor_twin(
+                    self, None if nrmse is None else float(nrmse),
+                    f"registered twin #{meta['registry_id']}",
                 )  # fmt: skip
                 return twin, meta
             if self.twin == "registry":

@@ -28,7 +28,15 @@ from labpnn.procedures.training.common import BenchAccess, seconds_per_query
 from labpnn.procedures.training.ff import parse_widths
 from labpnn.procedures.training.layers import LabLayer, PhaseFeatureLayer, PhaseTwin
 
-__all__ = ["FitTwin", "TwinParameters", "fit_bench_twin", "load_twin", "save_twin", "blank_twin"]
+__all__ = [
+    "FitTwin",
+    "TwinParameters",
+    "fit_bench_twin",
+    "load_twin",
+    "save_twin",
+    "blank_twin",
+    "warn_if_poor_twin",
+]
 
 TWIN_KIND = "twin"
 
@@ -123,14 +131,21 @@ def fit_bench_twin(
         "twin fitted: validation NRMSE %.3f (0 is perfect, 1 predicts only the mean)",
         float("nan") if nrmse is None else nrmse,
     )
-    if nrmse is not None and nrmse > POOR_TWIN_NRMSE:
-        procedure.log.warning(
-            "the twin explains little of the %s bench (validation NRMSE %.2f): PAT's gradients "
-            "will be poor and in-silico training will not transfer; measure more pairs "
-            "(twin_samples), or train without a model (train-phyll)",
-            procedure.bench_kind, nrmse,
-        )  # fmt: skip
+    warn_if_poor_twin(procedure, nrmse, "the twin")
     return wrapped, {**meta, **report}
+
+
+def warn_if_poor_twin(procedure: Any, nrmse: float | None, which: str) -> bool:
+    """Warn (and return True) when a twin's validation NRMSE is above :data:`POOR_TWIN_NRMSE`."""
+    if nrmse is None or not nrmse > POOR_TWIN_NRMSE:
+        return False
+    procedure.log.warning(
+        "%s explains little of the %s bench (validation NRMSE %.2f, above %.2f): PAT's "
+        "gradients will be poor and in-silico training will not transfer; measure more pairs "
+        "(twin_samples), or train without a model (train-phyll)",
+        which, procedure.bench_kind, nrmse, POOR_TWIN_NRMSE,
+    )  # fmt: skip
+    return True
 
 
 def save_twin(

@@ -94,19 +94,24 @@ def test_dry_run_counts_training_and_label_trying_evaluation(labpnn, lab_dirs):
     assert _run_files(lab_dirs[0]) == []
 
 
-def test_nan_frames_skip_and_count_batches_and_show_in_the_accuracy(labpnn, direct_station):
+def test_nan_frames_skip_and_count_batches_and_a_dead_bench_fails_the_run(labpnn, direct_station):
     # Probes (64) and two full-batch epochs (2 x 412 x 2 layers) measure fine, then every frame is NaN.
     station = direct_station("acoustic", faults={"nan_after_calls": 64 + 2 * 824})
     res = labpnn("run", "train-phyll", "--station", station, *VOWELS, *SMALL,
                  "--set", "epochs=4", "--set", "eval_every=4")  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    # two epochs without a usable batch (and an evaluation without a finite row) fail the run
+    assert res.returncode == 1, res.stderr
+    assert "no finite measurements in epoch 4" in res.stderr
     path = run_path(res)
     got, cols = summary(path), results(path)
-    assert got["skipped_batches"] == 2
+    assert got["skipped_batches"] == 2 and got["status"] == "failed" and got["epochs"] == 4
     np.testing.assert_array_equal(cols["skipped_batches"], [0, 0, 1, 2])
     assert np.isfinite(cols["loss"][:2]).all() and np.isnan(cols["loss"][2:]).all()
-    assert got["test_accuracy"] == 0.0  # NaN frames become 'unknown' predictions, never a class
+    # NaN frames are 'unknown' predictions, never a class: no accuracy, every row counted bad
+    assert np.isnan(cols["test_accuracy"]).all() and "test_accuracy" not in got
+    assert cols["bad_eval_rows"][-1] == 52 + 206
     assert "every batch was skipped" in res.stderr
+    assert checkpoint_meta(path)["epoch"] == 2  # the last epoch with data
 
 
 def test_a_diverging_loss_fails_the_run_and_keeps_the_last_good_checkpoint(labpnn, direct_station):

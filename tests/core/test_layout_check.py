@@ -1,0 +1,56 @@
+"""``bench.layout`` is checked before a station connects: unknown keys and bad values name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from labpnn.bench import check_layout, layout_keys
+from labpnn.errors import ConfigError
+from labpnn.paths import bundled_stations
+from labpnn.station import StationConfig
+
+
+def test_every_bundled_station_layout_passes():
+    for name in bundled_stations():
+        config = StationConfig.load(name)
+        check_layout(config.bench.kind, config.bench.layout)
+
+
+def test_a_misspelt_key_is_refused_with_the_known_keys():
+    with pytest.raises(ConfigError, match="unknown key.*n_tone for the acoustic bench") as error:
+        check_layout("acoustic", {"n_tone": 10})
+    assert all(key in str(error.value) for key in layout_keys("acoustic"))
+    with pytest.raises(ConfigError, match=r"bench.layout.vna: unknown key\(s\) point;"):
+        check_layout("microwave", {"vna": {"point": 201}})
+    with pytest.raises(ConfigError, match="bench.layout.pool: unknown key"):
+        check_layout("optical", {"pool": {"kernal": 2}})
+
+
+@pytest.mark.parametrize(
+    ("kind", "layout", "message"),
+    [
+        ("acoustic", {"n_tones": "twenty"}, "bench.layout.n_tones must be an integer >= 1, got 'twenty'"),
+        ("acoustic", {"duration_s": -1}, "bench.layout.duration_s must be a number > 0"),
+        ("acoustic", {"spacing": "cubic"}, "bench.layout.spacing must be one of linear, log"),
+        ("microwave", {"vna": {"points": 1.5}}, "bench.layout.vna.points must be an integer"),
+        ("optical", {"camera_roi": [0, 0, 64]}, "bench.layout.camera_roi must be [x, y, width, height]"),
+        ("optical", {"macropixels": [16, "x"]}, "bench.layout.macropixels must be an integer"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_names_its_key(kind, layout, message):
+    with pytest.raises(ConfigError) as error:
+        check_layout(kind, layout)
+    assert message in str(error.value)
+
+
+def test_unknown_bench_kinds_are_not_checked():
+    check_layout("fake", {"pixels": 64})
+
+
+def test_the_cli_refuses_a_misspelt_layout_key_before_connecting(labpnn, lab_dirs):
+    res = labpnn("run", "train-ff", "--station-set", "bench.layout.n_tone=10", "--no-progress")
+    assert res.returncode == 2, res.stderr
+    assert "n_tone" in res.stderr and "n_tones" in res.stderr
+    assert list(lab_dirs[0].rglob("*.h5")) == []
+    check = labpnn("station", "check", "acoustic-sim", "--station-set", "bench.layout.n_tone=10")
+    assert check.returncode == 2 and "unknown key(s) n_tone" in check.stderr
