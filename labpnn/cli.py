@@ -229,6 +229,12 @@ def station_check(file, station_sets) -> None:
     cfg = StationConfig.load(file, station_sets)
     notes = cfg.check()
     check_layout(cfg.bench.kind, cfg.bench.layout)
+    if cfg.simulated:
+        # Build the simulated world and its drivers once, so a bad bench.simulation value is
+        # found now rather than at 2 a.m. (without touching a persisted world's state).
+        checked = StationConfig.load(file, [*station_sets, "bench.simulation.persist=false"])
+        checked.connect().close()
+        notes.append("simulated world and drivers built")
     for note in notes:
         click.echo(f"  {note}")
     click.echo(f"station '{cfg.name}' ({cfg.bench.kind} bench) is valid")

@@ -258,7 +258,14 @@ class Station:
             if not isinstance(persist, bool):
                 raise ConfigError(f"bench.simulation.persist must be true or false, got {persist!r}")
             bench = BenchConfig(cfg.bench.kind, cfg.bench.layout, simulation)
-            self.world = build_world(bench, cfg.instruments)
+            try:
+                self.world = build_world(bench, cfg.instruments)
+            except (ValueError, TypeError, KeyError) as exc:
+                # numpy's or a simulator's own words; say where the value came from
+                raise ConfigError(
+                    f"station '{self.name}': the simulated {bench.kind} world rejects a value "
+                    f"under bench.simulation or bench.layout ({type(exc).__name__}: {exc})"
+                ) from exc
             if persist:
                 self._restore_world()
         try:

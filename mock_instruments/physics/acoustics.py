@@ -42,6 +42,25 @@ import scipy.linalg
 DECAY_DB = 100.0  # the impulse response is cut where the slowest mode is 100 dB down
 
 
+# Cavity parameters that must be strictly positive; the other numbers must be >= 0
+# (the seed too), and everything finite.
+_POSITIVE_CAVITY = {"samplerate", "size_m", "sound_speed_m_s", "decay_s", "max_mode_hz",
+                    "membrane_saturation_fs", "speaker_saturation_fs", "reference_band_hz"}  # fmt: skip
+
+
+def _check_cavity_value(name: str, value: object) -> None:
+    """Refuse a cavity value no cavity can have, naming its station key."""
+    if name == "positions_m":
+        return
+    numbers = value if isinstance(value, tuple) else (value,)
+    low = "> 0" if name in _POSITIVE_CAVITY else ">= 0"
+    for number in numbers:
+        ok = isinstance(number, (int, float)) and not isinstance(number, bool)
+        ok = ok and math.isfinite(number) and (number > 0 if low == "> 0" else number >= 0)
+        if not ok:
+            raise ValueError(f"{name} must be {low}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class CavityParams:
     """Everything that defines one cavity; two equal params give the same cavity."""
@@ -79,6 +98,8 @@ class CavityParams:
             values["positions_m"] = {
                 k: tuple(float(c) for c in v) for k, v in dict(values["positions_m"]).items()
             }
+        for name, value in values.items():
+            _check_cavity_value(name, value)
         return cls(**values)
 
 

@@ -54,3 +54,30 @@ def test_the_cli_refuses_a_misspelt_layout_key_before_connecting(labpnn, lab_dir
     assert list(lab_dirs[0].rglob("*.h5")) == []
     check = labpnn("station", "check", "acoustic-sim", "--station-set", "bench.layout.n_tone=10")
     assert check.returncode == 2 and "unknown key(s) n_tone" in check.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("bench.simulation.cavity.decay_s=-1", "cavity: decay_s must be > 0, got -1"),
+        ("bench.simulation.cavity.membranes=two", "membranes must be >= 0, got 'two'"),
+    ],
+)
+def test_station_check_builds_a_simulated_world_and_names_a_bad_simulation_value(override, message):
+    from click.testing import CliRunner
+
+    from labpnn.cli import main
+
+    result = CliRunner().invoke(main, ["station", "check", "acoustic-sim", "--station-set", override])
+    assert result.exit_code == 2 and message in result.output, result.output
+    good = CliRunner().invoke(main, ["station", "check", "acoustic-sim"])
+    assert good.exit_code == 0 and "simulated world and drivers built" in good.output
+    with pytest.raises(ConfigError, match="bench.simulation.cavity: "):
+        StationConfig.load("acoustic-sim", [override]).connect()
+
+
+def test_a_value_a_simulated_world_chokes_on_is_bad_config_not_a_crash():
+    """Whatever a simulator raises on a bad value becomes a ConfigError saying where to look."""
+    with pytest.raises(ConfigError, match="optical world rejects a value under bench.simulation"):
+        StationConfig.load("optical-sim", ["bench.simulation.modes=many",
+                                           "bench.simulation.medium=fiber"]).connect()
