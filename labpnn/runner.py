@@ -111,12 +111,17 @@ def build_procedure(req: RunRequest) -> tuple[Any, str]:
         except OSError as exc:
             raise BadInput(f"cannot read run file {source}: {exc}") from None
         procedure_name = procedure_name or previous.get("procedure", "")
-        params.update(previous.get("parameters") or {})
+        recorded = previous.get("parameters") or {}
+        if req.resume_file:
+            # A resume continues with the values the run actually used ("0 = the bench default"
+            # resolved then), so a default changed since cannot change a resumed run.
+            recorded = {**recorded, **(previous.get("effective_parameters") or {})}
+        params.update(recorded)
         previous_run = {
             "path": str(Path(source).resolve()),
             "run_id": str(previous.get("run_id") or ""),
             "status": str(previous.get("status") or ""),
-            "parameters": dict(previous.get("parameters") or {}),
+            "parameters": dict(recorded),
         }
         station = station or previous.get("station_source") or previous.get("station")
         if not req.station_set:  # resume and rerun on the same station overrides
@@ -499,6 +504,10 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             status = "aborted"
         if expired.is_set():
             status, error = "failed", f"watchdog: no progress for {procedure.watchdog_s:g} s"
+        if "status" in writer._summary and writer._summary["status"] != status:
+            # the runner has the last word on how a run ended (a watchdog, a late stop)
+            with contextlib.suppress(Exception):
+                writer.set_summary(status=status)
         writer.finish(status, error or None, safe_state=safe)
         ledger.end_run(run_id, status, error or None)
     summary = dict(writer._summary)

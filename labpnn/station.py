@@ -25,6 +25,8 @@ from labpnn import paths
 from labpnn.errors import BenchBusy, ConfigError, LabpnnError
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
+# bench.simulation keys that say how a world is run, not which world it is (persistence key)
+NOT_THE_WORLD = {"persist", "clock", "transport", "slm_display"}
 
 
 class SimulatedWorld(Protocol):
@@ -289,7 +291,11 @@ class Station:
         idle time since (``mock_instruments.persistence``)."""
         from labpnn.mock_instruments.persistence import WorldStore
 
-        name = f"{_safe(self.name)}-{self.bench.layout_hash()}.npz"
+        # Keyed by the world's own settings too, so another seed, medium or drift rate gets
+        # its own world and never ends the night-to-night series of this one.
+        world = {k: v for k, v in self.bench.simulation.items() if k not in NOT_THE_WORLD}
+        digest = hashlib.sha256(json.dumps(world, sort_keys=True, default=str).encode())
+        name = f"{_safe(self.name)}-{self.bench.layout_hash()}-{digest.hexdigest()[:12]}.npz"
         self._world_store = WorldStore(paths.state_dir() / "worlds" / name)
         logging.getLogger(__name__).info(self._world_store.restore(self.world))
 

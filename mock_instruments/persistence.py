@@ -4,9 +4,10 @@ A real fibre does not return to the state it had at the first run every time lab
 but a simulated world does: it starts from its seed at t = 0. For overnight rehearsals, where
 the calibration registry should see the medium drift from night to night, the station can keep
 the world's state (the same ``state_dict`` that training checkpoints hold) in
-``STATE/worlds/<station>-<layout hash>.npz`` when it closes, and restore it at the next connect.
+``STATE/worlds/<station>-<layout hash>-<simulation hash>.npz`` when it closes, and restore it at the next connect.
 The wall-clock time that passed in between is then let pass in the world with the bench idle
 (``world.elapse``), so the medium has drifted by as much as the station's drift rate says.
+A world with other settings (seed, medium, drift rate...) has another file.
 
 It is off by default: with it on, two runs with the same seed no longer start from the same
 medium, which is what reproducible tests and studies need.
@@ -39,7 +40,7 @@ class WorldStore:
         """Load the saved state into ``world`` and let the idle time since it was saved pass.
 
         Returns a one-line account for the log. A missing file starts the world afresh; a file
-        that does not fit this world (another seed, medium or layout) is set aside, not used.
+        that cannot be read into this world is renamed ``*.unusable-<time>.npz``, not used.
         """
         if not self.path.is_file():
             return f"simulated world starts afresh (no saved state at {self.path})"
@@ -48,8 +49,9 @@ class WorldStore:
                 state = {key: saved[key] for key in saved.files}
             saved_at = float(state.pop(_SAVED_AT))
             world.load_state_dict({key: _scalar(value) for key, value in state.items()})
-        except Exception as exc:  # any mismatch: keep the file for inspection, start afresh
-            aside = self.path.with_suffix(".unusable.npz")
+        except Exception as exc:  # unreadable or not this world's: keep it for inspection
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = self.path.with_name(f"{self.path.stem}.unusable-{stamp}.npz")
             os.replace(self.path, aside)
             log.warning(
                 "the saved simulated world in %s does not fit this station (%s: %s); "
@@ -57,10 +59,16 @@ class WorldStore:
                 self.path, type(exc).__name__, exc, aside,
             )  # fmt: skip
             return f"simulated world starts afresh (saved state did not fit: {exc})"
+        # wall-clock time: a clock set back gives no drift, one set forward (NTP, a restored VM)
+        # drifts the world by the jump
         idle = max(0.0, (time.time() if now is None else now) - saved_at)
         if not math.isfinite(idle):
             idle = 0.0
-        world.elapse(idle)
+        elapse = getattr(world, "elapse", None)
+        if elapse is None:  # a lab's own world without idle drift: it continues as it was
+            idle = 0.0
+        else:
+            elapse(idle)
         self.restored_after_s = idle
         return f"simulated world restored from {self.path} after {idle / 3600:.2f} h idle"
 

@@ -31,10 +31,11 @@ class OutputStandardiser(nn.Module):
     Why: the digital map after a physical layer has a bias and a fixed learning rate, so
     measurements in arbitrary units (power in W, camera counts on a dark level of 3000, a
     common-mode offset a thousand times the signal) leave it at chance although the same physics
-    in other units trains well. The statistics are those of the training measurements seen so far,
-    over a window of the last ``window`` rows (the later layers' inputs move as the earlier maps
-    train); evaluation uses them without updating. Before any training measurement, a batch is
-    standardised on its own statistics.
+    in other units trains well. The statistics are those of the training measurements seen so far
+    (exact until ``window`` rows, then exponentially weighted with a memory of about ``window``
+    rows, since the later layers' inputs move as the earlier maps train); evaluation uses them
+    without updating. Before any training measurement, a batch is standardised on its own
+    statistics.
     """
 
     def __init__(self, n: int, window: int = 10_000) -> None:

@@ -152,6 +152,12 @@ class PhyLL(LocalGoodnessTrainer):
     def _physical_layers(self) -> list:
         return self.layers
 
+    def _comparable_config(self, saved: dict) -> dict:
+        saved = super()._comparable_config(saved)
+        # checkpoints from before the outputs' standardisation trained without it
+        saved.setdefault("standardise", False)
+        return saved
+
     def _config(self) -> dict:
         return {
             **super()._config(),

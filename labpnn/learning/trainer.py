@@ -145,10 +145,16 @@ class Trainer(ABC):
     def evaluate(self, x: Tensor, y: Tensor) -> float:
         """Fraction (0..1) of rows of ``x`` classified as ``y`` (one label per row; a column of
         labels is fine)."""
+        return self.score(x, y)[0]
+
+    def score(self, x: Tensor, y: Tensor) -> tuple[float, int]:
+        """``(accuracy, rows whose measurement was not finite)``; such rows count as wrong."""
         labels = as_labels(y, "y")
         if labels.shape[0] != len(x):
             raise ValueError(f"{len(x)} rows of x but {labels.shape[0]} labels")
-        return (self.predict(x) == labels).float().mean().item()
+        predicted = self.predict(x)
+        accuracy = (predicted == labels).float().mean().item()
+        return accuracy, int((predicted == -1).sum().item())
 
     @property
     def costs(self) -> Costs:
@@ -185,7 +191,7 @@ class Trainer(ABC):
                 f"checkpoint is {meta.get('trainer')!r} ({meta.get('format')!r}); this trainer is "
                 f"{type(self).__name__!r} ({CHECKPOINT_FORMAT!r})"
             )
-        saved_config, config = meta.get("config", {}), self._config()
+        saved_config, config = self._comparable_config(meta.get("config", {})), self._config()
         changed = [
             f"{key}: checkpoint {saved_config[key]!r}, this trainer {config[key]!r}"
             for key in config
@@ -212,6 +218,14 @@ class Trainer(ABC):
         self.epoch = int(meta["epoch"])
         self._costs = Costs(**meta["costs"])
         self.history = copy.deepcopy(meta["history"])
+
+    def _comparable_config(self, saved: dict) -> dict:
+        """A checkpoint's config in today's terms: what older versions spelt differently or
+        did not record (a subclass adds its own)."""
+        saved = dict(saved)
+        if "batch_size" in saved:
+            saved["batch_size"] = self._batch_size(saved["batch_size"])  # 0 and None: full batch
+        return saved
 
     # ---- helpers for subclasses ---------------------------------------------------------------
     def _check_labels(self, ds: Dataset) -> None:

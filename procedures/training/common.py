@@ -65,8 +65,13 @@ CHECKPOINT_FORMAT = "labpnn-training-run/1"
 # not among them: it changes what ``train_accuracy`` measures part-way through the run.
 RESUME_MAY_CHANGE = ("epochs", "eval_every", "checkpoint_every", "divergence_bound")
 # The run fails after this many consecutive epochs in which every training batch was skipped
-# (the bench returned only NaN/Inf), or at once when an evaluation gets no finite row.
+# or no evaluated row was finite (the bench returned only NaN/Inf), or when the final
+# evaluation gets no finite row.
 DEAD_EPOCHS = 2
+# Keeping the state after the last finished epoch in memory (for a stop between checkpoints)
+# copies the whole trainer and world state, tens of MB for a simulated TM. It is taken after
+# every epoch unless the last copy cost more than this share of the training time since.
+CAPTURE_SHARE = 0.02
 # Without a progress bar, one line per evaluated epoch, at most one every this many seconds
 # (the first and the last evaluated epoch always).
 EPOCH_LINE_EVERY_S = 5.0
@@ -179,17 +184,6 @@ def seconds_per_query(config: Any) -> float:
 
 def _finite_or_nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
-
-
-def _score(trainer: Trainer, x: Any, y: Any) -> tuple[float, int]:
-    """``(accuracy, rows without a finite measurement)``: :meth:`Trainer.evaluate` plus a count.
-
-    The learning code predicts -1 for a row whose measurement was not finite; the accuracy is
-    computed exactly as ``Trainer.evaluate`` computes it, from one prediction.
-    """
-    predicted = trainer.predict(x)
-    accuracy = (predicted == torch.as_tensor(y)).float().mean().item()
-    return accuracy, int((predicted == -1).sum().item())
 
 
 class TrainingStopped(LabpnnError):
@@ -511,7 +505,10 @@ class TrainingProcedure(LabProcedure):
             raise type(exc)(
                 f"{exc}; the run stopped, and the file keeps a checkpoint at epoch {epoch}"
             ) from exc.__cause__
-        except Exception:
+        except BaseException:
+            # an instrument error, a lost device, a second Ctrl-C: keep every finished epoch too
+            epoch = self._save_last_finished(trainer)
+            self.log.error("the file keeps a checkpoint at epoch %d", epoch)
             self._write_summary_safely(trainer, "failed")
             raise
         self._write_summary(trainer, final=True)
@@ -524,6 +521,7 @@ class TrainingProcedure(LabProcedure):
         batch = getattr(trainer, "batch_size", None) or self.batch
         n_batches = 1 if not batch or batch >= n_train else math.ceil(n_train / batch)
         self._last_finished = None
+        self._capture_s, self._since_capture = 0.0, 0.0
         self._last_line = -math.inf
         self._shown: dict[str, float] = {}
         dead_epochs = 0
@@ -558,9 +556,9 @@ class TrainingProcedure(LabProcedure):
             evaluated = epoch % period == 0 or epoch == epochs
             no_eval_data = False
             if evaluated:
-                test, bad_test = _score(trainer, task.x_test, task.y_test)
-                train, bad_train = _score(
-                    trainer, task.x_train[:n_train_eval], task.y_train[:n_train_eval]
+                test, bad_test = trainer.score(task.x_test, task.y_test)
+                train, bad_train = trainer.score(
+                    task.x_train[:n_train_eval], task.y_train[:n_train_eval]
                 )
                 n_rows = int(task.x_test.shape[0]) + int(task.x_train[:n_train_eval].shape[0])
                 bad_rows = bad_test + bad_train
@@ -576,25 +574,34 @@ class TrainingProcedure(LabProcedure):
                     )  # fmt: skip
                 record.update(self.evaluation_extras(trainer, task))
                 record.update(trainer.costs.as_dict())
-            self._log_epoch(record, wall_s=time.perf_counter() - start)
-            dead_epochs = dead_epochs + 1 if no_training_data else 0
-            if no_eval_data or dead_epochs >= DEAD_EPOCHS:
-                what = (
-                    f"none of the {n_rows} evaluated rows"
-                    if no_eval_data
-                    else f"no training batch in {dead_epochs} consecutive epochs"
-                )
-                raise BenchGaveNoData(
-                    f"the bench returned no finite measurements in epoch {epoch}: {what} "
-                    "could be measured (NaN/Inf); check the instrument"
-                )
-            if no_training_data and epoch != epochs:
+            wall_s = time.perf_counter() - start
+            self._log_epoch(record, wall_s=wall_s)
+            self._since_capture += wall_s
+            # An epoch without usable training data or without one finite evaluated row is dead;
+            # a stall can kill one, two in a row (or a dead final evaluation) stop the run.
+            dead_epochs = dead_epochs + 1 if (no_training_data or no_eval_data) else 0
+            stopping = dead_epochs >= DEAD_EPOCHS or (no_eval_data and epoch == epochs)
+            if no_training_data and (epoch != epochs or stopping):
                 pass  # nothing learnt: a stop keeps the state of the last epoch with data
             elif epoch % int(self.checkpoint_every) == 0 or epoch == epochs:
                 self._checkpoint(trainer)
-                self._last_finished = None
-            else:  # kept in memory, written if the run stops before the next checkpoint
+                self._last_finished, self._since_capture = None, 0.0
+            elif self._capture_s <= CAPTURE_SHARE * self._since_capture:
+                # kept in memory, written if the run stops before the next checkpoint
+                began = time.perf_counter()
                 self._last_finished = trainer.checkpoint_state()
+                self._capture_s, self._since_capture = time.perf_counter() - began, 0.0
+            if stopping:
+                what = (
+                    f"none of the {n_rows} evaluated rows"
+                    if no_eval_data
+                    else "no training batch"
+                )
+                raise BenchGaveNoData(
+                    f"the bench returned no finite measurements in epoch {epoch}: {what} "
+                    f"could be measured (NaN/Inf), the {dead_epochs} epoch(s) in a row without "
+                    "usable data; check the instrument"
+                )
             if evaluated:
                 self._epoch_line(record, epochs, skipped, n_batches)
             info: dict[str, Any] = {"epoch": f"{epoch}/{epochs}"}

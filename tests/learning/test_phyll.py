@@ -270,3 +270,17 @@ def test_a_layer_gets_its_own_copy_of_its_input(vowel_task):
     model = PhyLL([layer], n_classes=7, seed=0)
     model._layer_input(0, x)
     assert torch.equal(x, before)
+
+
+def test_a_checkpoint_from_before_standardisation_says_how_to_continue_it(vowel_task, tanh_physics):
+    layer = FunctionLayer(tanh_physics(), 20, 20)
+    old = PhyLL([layer], n_classes=7, standardise=False, seed=0)
+    old.fit(vowel_task, epochs=1)
+    arrays, meta = old.checkpoint_state()
+    del meta["config"]["standardise"]  # as written before the option existed
+    meta["config"]["batch_size"] = 0  # and full batch spelt 0
+    with pytest.raises(ValueError, match="standardise: checkpoint False, this trainer True"):
+        PhyLL([layer], n_classes=7, seed=0).restore_state(arrays, meta)
+    again = PhyLL([layer], n_classes=7, standardise=False, seed=0)
+    again.restore_state(arrays, meta)
+    assert again.epoch == 1

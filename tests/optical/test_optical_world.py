@@ -192,11 +192,19 @@ def test_a_persistent_world_continues_where_the_last_run_left_it_drifted_by_the_
     np.testing.assert_array_equal(fresh.ground_truth["tm"], tm_first)
     assert fresh.ground_truth["time_s"] == 0
 
-    # A saved state from another medium is set aside, not used.
+    # Another seed is another world, with its own file: this one's series goes on.
+    before = saved[0].read_bytes()
     other = station("bench.simulation.persist=true", "bench.simulation.seed=99", small=True)
     assert other.ground_truth["time_s"] == 0
-    assert list((paths.state_dir() / "worlds").glob("*.unusable.npz"))
     other.close()
+    assert len(list((paths.state_dir() / "worlds").glob("*.npz"))) == 2
+    assert saved[0].read_bytes() == before  # untouched by the other world
+    # A file that cannot be read is set aside (never overwritten) and the world starts afresh.
+    saved[0].write_bytes(b"not a world")
+    broken = station(*persist, small=True)
+    assert broken.ground_truth["time_s"] == 0
+    broken.close()
+    assert len(list((paths.state_dir() / "worlds").glob("*.unusable-*.npz"))) == 1
     with pytest.raises(Exception, match="persist must be true or false"):
         station("bench.simulation.persist=3", small=True)
     assert WorldStore(tmp_path / "none.npz").restore(None).startswith("simulated world starts afresh")

@@ -87,6 +87,27 @@ def test_resume_refuses_changed_parameters_and_a_finished_run_before_connecting(
             assert f.attrs["resumed_from_run_id"] == old.attrs["run_id"]
 
 
+def test_resume_uses_the_values_the_run_used_not_todays_defaults(labpnn, lab_dirs):
+    """A file from a version with other defaults: "0 = default" must mean what it meant then."""
+    import json
+
+    first = labpnn("run", "train-ff", "--set", "hidden=16", "--set", "epochs=2",
+                   "--set", "lr=0.03", "--no-progress")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    path = run_path(first)
+    with h5py.File(path, "r+") as f:  # as an older labpnn, whose defaults these were, wrote it
+        raw = json.loads(f.attrs["parameters"])
+        raw.update(lr=0.0, epochs=0)
+        f.attrs["parameters"] = json.dumps(raw)
+    # epochs=0 meant 2 then: a completed run, not one to train on to today's default
+    res = labpnn("resume", path, "--no-progress")
+    assert res.returncode == 2 and "completed run (2/2 epochs)" in res.stderr, res.stderr
+    more = labpnn("resume", path, "--set", "epochs=3", "--no-progress")
+    assert more.returncode == 0, more.stderr  # trained on at lr 0.03, as the checkpoint was
+    with h5py.File(run_path(more), "r") as f:
+        assert json.loads(f.attrs["effective_parameters"])["lr"] == 0.03
+
+
 # -- 4: a graceful stop checkpoints the last finished epoch ---------------------------------
 def test_sigint_checkpoints_the_last_finished_epoch_and_resume_matches_a_straight_run(
     labpnn, lab_dirs, direct_station
@@ -117,17 +138,19 @@ def test_sigint_checkpoints_the_last_finished_epoch_and_resume_matches_a_straigh
     victim = out.strip().splitlines()[-1]
     logged = int(results(victim)["epoch"][-1])
     assert logged >= 2
-    # the checkpoint is at the last logged epoch, although checkpoint_every is 100
-    assert checkpoint_meta(victim)["epoch"] == logged
+    # A finished epoch is kept, although checkpoint_every is 100: the last one, unless keeping
+    # it in memory cost more than 2 % of the training time (CAPTURE_SHARE) on a loaded machine.
+    kept = checkpoint_meta(victim)["epoch"]
+    assert 1 <= kept <= logged
     got = summary(victim)
     assert got["epochs"] == logged and got["status"] == "aborted"
-    assert f"continues from epoch {logged}" in err and "labpnn resume" in err
+    assert f"continues from epoch {kept}" in err and "labpnn resume" in err
     assert err.count("run aborted") == 1
 
     target = logged + 2
     resumed = labpnn("resume", victim, "--set", f"epochs={target}", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"checkpoint at epoch {logged}" in resumed.stderr
+    assert f"checkpoint at epoch {kept}" in resumed.stderr
     straight = labpnn(*_phyll(station, f"epochs={target}", *sets))
     assert straight.returncode == 0, straight.stderr
     expected, final = summary(run_path(straight)), summary(run_path(resumed))
@@ -137,6 +160,23 @@ def test_sigint_checkpoints_the_last_finished_epoch_and_resume_matches_a_straigh
     ref_cols, new_cols = results(run_path(straight)), results(run_path(resumed))
     for column in ("epoch", "test_accuracy", "loss_layer1", "loss_layer2", "queries"):
         np.testing.assert_allclose(new_cols[column], ref_cols[column], rtol=1e-6, atol=1e-9)
+
+
+def test_a_lost_device_keeps_the_last_finished_epoch_too(labpnn, direct_station):
+    """Not only a stop: an instrument failure between checkpoints loses no finished epoch."""
+    # the microphone vanishes during epoch 3 (each epoch: training, then 52 + 20 rows scored)
+    per_epoch = EPOCH + TEST_EVAL + 20 * 7 * 2
+    station = direct_station("acoustic", faults={"unplug_after_calls": PROBES + 2 * per_epoch + 100})
+    res = labpnn(*_phyll(station, "epochs=10", "eval_every=1", "checkpoint_every=100",
+                         "train_eval_samples=20"))  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    path = run_path(res)
+    logged = int(results(path)["epoch"][-1])
+    assert logged == 2
+    assert 1 <= checkpoint_meta(path)["epoch"] <= logged  # not epoch 0
+    assert summary(path)["status"] == "failed"
+    with h5py.File(path, "r") as f:
+        assert f["safe_state"].attrs["all_safe"]
 
 
 # -- 2, 10, 11: a bench that returns nothing usable -----------------------------------------
@@ -166,19 +206,20 @@ def test_bad_evaluation_rows_are_counted_and_an_evaluation_without_data_fails(
     labpnn, direct_station
 ):
     # Epoch 1 trains and scores its test rows, then every frame is NaN: its 20 training rows
-    # score NaN, and epoch 2 has neither training data nor a finite evaluation row.
+    # score NaN, and epochs 2 and 3 have neither training data nor a finite evaluation row.
     station = direct_station("acoustic", faults={"nan_after_calls": PROBES + EPOCH + TEST_EVAL})
-    res = labpnn(*_phyll(station, "epochs=4", "eval_every=1", "train_eval_samples=20"))
+    res = labpnn(*_phyll(station, "epochs=6", "eval_every=1", "train_eval_samples=20"))
     assert res.returncode == 1, res.stderr
     assert "epoch 1: 20 of 72 evaluated rows gave no finite measurement" in res.stderr
-    assert "no finite measurements in epoch 2: none of the 72 evaluated rows" in res.stderr
+    assert "no finite measurements in epoch 3: none of the 72 evaluated rows" in res.stderr
+    assert "2 epoch(s) in a row without usable data" in res.stderr
     path = run_path(res)
     cols = results(path)
-    np.testing.assert_array_equal(cols["bad_eval_rows"], [20, 72])
+    np.testing.assert_array_equal(cols["bad_eval_rows"], [20, 72, 72])
     assert np.isfinite(cols["test_accuracy"][0]) and cols["train_accuracy"][0] == 0.0
     assert np.isnan(cols["test_accuracy"][1])  # unknown, not 0
     got = summary(path)
-    assert got["status"] == "failed" and got["epochs"] == 2
+    assert got["status"] == "failed" and got["epochs"] == 3
     assert got["test_accuracy"] == pytest.approx(cols["test_accuracy"][0])
     assert got["bad_eval_rows"] == 20
     assert checkpoint_meta(path)["epoch"] == 1
