@@ -106,6 +106,9 @@ class ParameterForm(QWidget):
         self.specs: dict[str, Any] = {}
         self._layout = QFormLayout()
         self._layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        # Labels above their inputs: the launch dock is narrow and the labels are sentences, so
+        # side by side the inputs ended up beyond the dock's right edge.
+        self._layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(self._layout)
@@ -138,6 +141,7 @@ class ParameterForm(QWidget):
             col.addWidget(error)
             label = QLabel(spec.name + (f" [{spec.units}]" if getattr(spec, "units", None) else ""))
             label.setToolTip(key)
+            label.setWordWrap(True)
             self._layout.addRow(label, box)
         self.revalidate()
 
