@@ -94,11 +94,13 @@ def take(
     wait(
         app,
         lambda: (
-            window.progress.value() >= 1000 * mid_run_fraction
-            and (window.camera.frames_shown >= 5 or not optical)
-        )
-        # a short run may end before the picture: take it then rather than wait forever
-        or (not window.controller.running and bool(window.controller.history)),
+            (
+                window.progress.value() >= 1000 * mid_run_fraction
+                and (window.camera.frames_shown >= 5 or not optical)
+            )
+            # a short run may end before the picture: take it then rather than wait forever
+            or (not window.controller.running and bool(window.controller.history))
+        ),
         600,
         "the run to get going",
     )

@@ -258,7 +258,9 @@ class Station:
             simulation = dict(cfg.bench.simulation)
             persist = simulation.pop("persist", False)
             if not isinstance(persist, bool):
-                raise ConfigError(f"bench.simulation.persist must be true or false, got {persist!r}")
+                raise ConfigError(
+                    f"bench.simulation.persist must be true or false, got {persist!r}"
+                )
             bench = BenchConfig(cfg.bench.kind, cfg.bench.layout, simulation)
             try:
                 self.world = build_world(bench, cfg.instruments)

@@ -56,7 +56,9 @@ class OutputStandardiser(nn.Module):
         batch_mean = rows.mean(dim=0)
         delta = batch_mean - self.mean
         batch_var = rows.var(dim=0, unbiased=False)
-        self.var.copy_((old * self.var + n_new * batch_var + delta**2 * old * n_new / total) / total)
+        self.var.copy_(
+            (old * self.var + n_new * batch_var + delta**2 * old * n_new / total) / total
+        )
         self.mean.add_(delta * n_new / total)
         self.count.fill_(total)
 

@@ -266,7 +266,9 @@ class Trainer(ABC):
         if batch_size is None or batch_size == 0:
             return None
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None (full batch), got {batch_size!r}")
+            raise ValueError(
+                f"batch_size must be a positive integer or None (full batch), got {batch_size!r}"
+            )
         return int(batch_size)
 
     def _batches(self, n_samples: int, batch_size: int | None) -> Iterator[Tensor]:

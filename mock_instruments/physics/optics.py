@@ -413,7 +413,9 @@ class GlobalPhaseDrift:
         if step <= self.step:
             return
         if rms_per_step > 0:
-            rng = np.random.default_rng([self.seed, STREAM_GLOBAL_PHASE, STREAM_JUMP, self.step, step])
+            rng = np.random.default_rng(
+                [self.seed, STREAM_GLOBAL_PHASE, STREAM_JUMP, self.step, step]
+            )
             self.phase += rms_per_step * math.sqrt(step - self.step) * float(rng.standard_normal())
         self.step = step
 

@@ -593,9 +593,7 @@ class TrainingProcedure(LabProcedure):
                 self._capture_s, self._since_capture = time.perf_counter() - began, 0.0
             if stopping:
                 what = (
-                    f"none of the {n_rows} evaluated rows"
-                    if no_eval_data
-                    else "no training batch"
+                    f"none of the {n_rows} evaluated rows" if no_eval_data else "no training batch"
                 )
                 raise BenchGaveNoData(
                     f"the bench returned no finite measurements in epoch {epoch}: {what} "

@@ -68,7 +68,9 @@ def test_station_check_builds_a_simulated_world_and_names_a_bad_simulation_value
 
     from labpnn.cli import main
 
-    result = CliRunner().invoke(main, ["station", "check", "acoustic-sim", "--station-set", override])
+    result = CliRunner().invoke(
+        main, ["station", "check", "acoustic-sim", "--station-set", override]
+    )
     assert result.exit_code == 2 and message in result.output, result.output
     good = CliRunner().invoke(main, ["station", "check", "acoustic-sim"])
     assert good.exit_code == 0 and "simulated world and drivers built" in good.output
@@ -79,5 +81,6 @@ def test_station_check_builds_a_simulated_world_and_names_a_bad_simulation_value
 def test_a_value_a_simulated_world_chokes_on_is_bad_config_not_a_crash():
     """Whatever a simulator raises on a bad value becomes a ConfigError saying where to look."""
     with pytest.raises(ConfigError, match="optical world rejects a value under bench.simulation"):
-        StationConfig.load("optical-sim", ["bench.simulation.modes=many",
-                                           "bench.simulation.medium=fiber"]).connect()
+        StationConfig.load(
+            "optical-sim", ["bench.simulation.modes=many", "bench.simulation.medium=fiber"]
+        ).connect()

@@ -182,7 +182,9 @@ def test_a_persistent_world_continues_where_the_last_run_left_it_drifted_by_the_
     np.savez(saved[0], **state)
     second = station(*persist, small=True)
     tm_second = second.ground_truth["tm"]
-    corr = abs(np.vdot(tm_first, tm_second)) / (np.linalg.norm(tm_first) * np.linalg.norm(tm_second))
+    corr = abs(np.vdot(tm_first, tm_second)) / (
+        np.linalg.norm(tm_first) * np.linalg.norm(tm_second)
+    )
     assert corr == pytest.approx(np.exp(-1.2), abs=0.1)
     assert second.ground_truth["time_s"] >= 600
     second.close()
@@ -207,4 +209,6 @@ def test_a_persistent_world_continues_where_the_last_run_left_it_drifted_by_the_
     assert len(list((paths.state_dir() / "worlds").glob("*.unusable-*.npz"))) == 1
     with pytest.raises(Exception, match="persist must be true or false"):
         station("bench.simulation.persist=3", small=True)
-    assert WorldStore(tmp_path / "none.npz").restore(None).startswith("simulated world starts afresh")
+    assert (
+        WorldStore(tmp_path / "none.npz").restore(None).startswith("simulated world starts afresh")
+    )

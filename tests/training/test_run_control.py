@@ -166,7 +166,9 @@ def test_a_lost_device_keeps_the_last_finished_epoch_too(labpnn, direct_station)
     """Not only a stop: an instrument failure between checkpoints loses no finished epoch."""
     # the microphone vanishes during epoch 3 (each epoch: training, then 52 + 20 rows scored)
     per_epoch = EPOCH + TEST_EVAL + 20 * 7 * 2
-    station = direct_station("acoustic", faults={"unplug_after_calls": PROBES + 2 * per_epoch + 100})
+    station = direct_station(
+        "acoustic", faults={"unplug_after_calls": PROBES + 2 * per_epoch + 100}
+    )
     res = labpnn(*_phyll(station, "epochs=10", "eval_every=1", "checkpoint_every=100",
                          "train_eval_samples=20"))  # fmt: skip
     assert res.returncode == 1, res.stderr
