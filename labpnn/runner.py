@@ -275,12 +275,11 @@ def _execute(
     try:
         config = StationConfig.load(station_name, req.station_set)
         config.check()
-        if config.simulated:
-            # The simulated world reads the layout while it connects: check it first. (Every
-            # bench checks it again when it becomes a PhysicalLayer, real ones included.)
-            from labpnn.bench import check_layout
+        # Before anything connects: a misspelt layout key is bad input, not a failed run.
+        # (Every bench checks it again when it becomes a PhysicalLayer.)
+        from labpnn.bench import check_layout
 
-            check_layout(config.bench.kind, config.bench.layout)
+        check_layout(config.bench.kind, config.bench.layout)
         if req.resume_file:
             # Before anything connects: a run file without a checkpoint, or a resume that
             # would change what the checkpoint was trained with, is bad input.

@@ -56,6 +56,10 @@ _LAYOUT: dict[str, dict[str, tuple[str, float | None]]] = {
     },
 }
 _VNA_KEYS = {"start_hz", "stop_hz", "points", "ifbw_hz", "power_dbm"}
+# Every bench may name its layout (e.g. which fibre is mounted): the name is part of the
+# layout hash, so calibrations of two mounted samples never satisfy each other.
+for _keys in _LAYOUT.values():
+    _keys["name"] = ("text", None)
 
 
 def layout_keys(kind: str) -> tuple[str, ...]:
@@ -138,6 +142,9 @@ def _check_value(name: str, value: Any, kind_of: str, low: float | None) -> None
             raise ConfigError(f"{name} must be [x, y, width, height] in pixels, got {value!r}")
         for item in value:
             _number(name, item, True, low)
+    elif kind_of == "text":
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be text, got {value!r}")
     elif kind_of == "mapping":
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{name} must be a mapping, got {value!r}")

@@ -84,3 +84,12 @@ def test_a_value_a_simulated_world_chokes_on_is_bad_config_not_a_crash():
         StationConfig.load(
             "optical-sim", ["bench.simulation.modes=many", "bench.simulation.medium=fiber"]
         ).connect()
+
+
+def test_a_layout_may_be_named_and_the_name_keys_its_calibrations():
+    check_layout("optical", {"name": "fibre B, 50 um core"})
+    with pytest.raises(ConfigError, match="bench.layout.name must be text"):
+        check_layout("acoustic", {"name": 3})
+    a = StationConfig.load("optical-sim", ["bench.layout.name=fibre A"]).bench.layout_hash()
+    b = StationConfig.load("optical-sim", ["bench.layout.name=fibre B"]).bench.layout_hash()
+    assert a != b
