@@ -492,24 +492,22 @@ class TrainingProcedure(LabProcedure):
     def _train(self, trainer: Trainer, task: Any) -> None:
         try:
             self._train_epochs(trainer, task)
-        except RunAborted:
+        except BaseException as exc:
+            # however the run ends early (a stop, a dead bench, a lost device, a second Ctrl-C),
+            # every finished epoch is kept and the summary says how far it got
             epoch = self._save_last_finished(trainer)
-            self._write_summary_safely(trainer, "aborted")
-            raise RunAborted(
-                f"the file keeps a checkpoint at epoch {epoch}; labpnn resume "
-                f"{self.run.path} continues from epoch {epoch}"
-            ) from None
-        except TrainingStopped as exc:
-            epoch = self._save_last_finished(trainer)
-            self._write_summary_safely(trainer, "failed")
-            raise type(exc)(
-                f"{exc}; the run stopped, and the file keeps a checkpoint at epoch {epoch}"
-            ) from exc.__cause__
-        except BaseException:
-            # an instrument error, a lost device, a second Ctrl-C: keep every finished epoch too
-            epoch = self._save_last_finished(trainer)
+            aborted = isinstance(exc, RunAborted)
+            self._write_summary_safely(trainer, "aborted" if aborted else "failed")
+            if aborted:
+                raise RunAborted(
+                    f"the file keeps a checkpoint at epoch {epoch}; labpnn resume "
+                    f"{self.run.path} continues from epoch {epoch}"
+                ) from None
+            if isinstance(exc, TrainingStopped):
+                raise type(exc)(
+                    f"{exc}; the run stopped, and the file keeps a checkpoint at epoch {epoch}"
+                ) from exc.__cause__
             self.log.error("the file keeps a checkpoint at epoch %d", epoch)
-            self._write_summary_safely(trainer, "failed")
             raise
         self._write_summary(trainer, final=True)
 
