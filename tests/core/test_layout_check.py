@@ -93,3 +93,29 @@ def test_a_layout_may_be_named_and_the_name_keys_its_calibrations():
     a = StationConfig.load("optical-sim", ["bench.layout.name=fibre A"]).bench.layout_hash()
     b = StationConfig.load("optical-sim", ["bench.layout.name=fibre B"]).bench.layout_hash()
     assert a != b
+
+
+def test_every_layout_key_the_code_reads_is_in_the_table():
+    """The table of known keys is kept by hand: a key a parser reads but the table lacks
+    would refuse every station that sets it. Read the parsers' own source to keep them in step."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readers = {
+        "acoustic": ["labpnn/excitation.py"],
+        "microwave": ["labpnn/bench/microwave.py", "mock_instruments/microwave_world.py",
+                      "procedures/calibration/metasurface.py", "procedures/calibration/vna.py"],
+        "optical": ["labpnn/bench/optical.py", "labpnn/bench/macropixels.py",
+                    "mock_instruments/optical_world.py", "mock_instruments/physics/optics.py",
+                    "procedures/calibration/tm.py", "procedures/control/common.py",
+                    "procedures/control/tm.py"],
+    }  # fmt: skip
+    readers["any"] = ["procedures/training/common.py"]  # reads every kind's keys
+    known = {kind: set(layout_keys(kind)) for kind in readers if kind != "any"}
+    known["any"] = set().union(*known.values())
+    pattern = re.compile(r"layout(?:\.get\(|\[)\"([a-z_]+)\"")
+    for kind, files in readers.items():
+        read = {key for f in files for key in pattern.findall((root / f).read_text())}
+        assert read, kind
+        assert read <= known[kind], (kind, sorted(read - known[kind]))
