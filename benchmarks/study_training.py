@@ -348,11 +348,12 @@ def speckle_correlation(overrides: list[str], lag_s: float, seed: int, n: int = 
 
 
 def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
-              halvings: tuple = (1,), batch_size: int = 16, pretrain_epochs: int = 10) -> dict:  # fmt: skip
+              halvings: tuple = (1,), batch_size: int = 16, pretrain_epochs: int = 10,
+              skip: bool = False) -> dict:  # fmt: skip
     """S9 on the small optical bench: deployed models under a drifting medium.
 
-    PhyLL (no skip, so every feature crosses the medium) is trained on the bench with a static
-    medium; an in-silico model is trained on a twin fitted on that bench. Then the medium
+    PhyLL (no skip by default, so every feature crosses the medium; ``skip=True`` for the
+    exploration in docs/training.md) is trained on the bench with a static medium; an in-silico model is trained on a twin fitted on that bench. Then the medium
     drifts, starting from the same medium: one copy of PhyLL keeps training online, with and
     without re-centring the bench's outputs as it measures (``LabLayer(recentre=True)``); frozen
     copies keep their weights. One epoch of drift time is one online cycle (a training epoch
@@ -376,7 +377,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
 
     st_quiet = station("optical", quiet)
     layer, _ = lab_layer("bench", st_quiet, 20, seed)
-    trained = PhyLL([layer, layer.alias()], 7, skip=False, lr=1e-3, batch_size=batch_size,
+    trained = PhyLL([layer, layer.alias()], 7, skip=skip, lr=1e-3, batch_size=batch_size,
                     inner_steps=10, n_label_slots=8, standardise=False, seed=seed)  # fmt: skip
     pretrain = train(trained, ds, pretrain_epochs, 1, train_eval_rows=-1)
     cycle_s = pretrain[-1]["hardware_s"] - pretrain[-2]["hardware_s"]
