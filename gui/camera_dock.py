@@ -220,7 +220,8 @@ class CameraView(QWidget):
             x, y = int(self.vline.value()), int(self.hline.value())
             if 0 <= y < frame.shape[0] and 0 <= x < frame.shape[1]:
                 parts.append(f"({x}, {y}) = {frame[y, x]:.4g}")
-        parts.append(f"{self.rate.fps:.0f} fps")
+        if self.rate.fps > 0:  # a stored frame (run browser) has no rate
+            parts.append(f"{self.rate.fps:.0f} fps")
         self.info.setText("  ·  ".join(parts))
 
     def _toggle_crosshair(self, on: bool) -> None:
@@ -229,8 +230,11 @@ class CameraView(QWidget):
 
     def clear(self) -> None:
         self._levels = None
+        self._slow_pending = False  # a pending redraw would bring the old info line back
         self.image.clear()
+        self.hist.imageChanged()  # the histogram of the last frame goes too
         self.saturation.setVisible(False)
+        self.rate = FrameRate()
         self.info.setText("no frame yet")
 
     # -- alignment controls -------------------------------------------------------------

@@ -54,9 +54,11 @@ def list_(show_all, as_json) -> None:
     """The pending entries in the order they will run."""
     from dataclasses import asdict
 
-    from labpnn.queue import RunQueue
+    from labpnn.queue import RunQueue, describe_settled, recover_unattended
 
     with RunQueue() as q:
+        for entry in recover_unattended(q):
+            click.echo(describe_settled(entry), err=True)
         entries = q.pending() + (q.history(limit=50) if show_all else [])
     if as_json:
         click.echo(json.dumps([asdict(e) for e in entries], indent=2, default=str))

@@ -82,8 +82,7 @@ class CurvesView(QWidget):
             # repaint on a software raster, a 1 px one ~7 ms: dense curves stay thin.
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
-        self.metric_plot.setXLink(self.loss_plot)
-        self.cost_plot.setXLink(self.loss_plot)
+        self._x_master: pg.PlotWidget | None = None
         self.signal_plot.setLabel("bottom", "time since start", units="s")
         self.signal_plot.setLabel("left", "counts")
         self.mean_curve = self.signal_plot.plot(pen=pg.mkPen("#4fc3f7", width=1), name="mean")
@@ -130,8 +129,29 @@ class CurvesView(QWidget):
         kinds = {kind_of(name) for _, name in self._curves}
         for kind, plot in self.plots.items():
             plot.setVisible(kind in kinds)
+        self._link_x([plot for kind, plot in self.plots.items() if kind in kinds])
         self.signal_plot.setVisible(bool(self._signal))
         self.empty.setVisible(not (kinds or self._signal))
+
+    def _link_x(self, shown: list) -> None:
+        """Share the x axis through the first plot shown.
+
+        A linked plot follows its master's x range and does not autorange its own, so a hidden
+        master (a run without a loss column) would freeze the others at its empty range.
+        """
+        master = shown[0] if shown else None
+        if master is self._x_master:
+            return
+        self._x_master = master
+        for plot in self.plots.values():
+            plot.setXLink(None)
+        for plot in shown[1:]:
+            # a follower autoranging on its own would push its range onto the master and
+            # switch the master's autorange off
+            plot.enableAutoRange(axis="x", enable=False)
+            plot.setXLink(master)
+        if master is not None:
+            master.enableAutoRange(axis="x")
 
     def set_columns(
         self,

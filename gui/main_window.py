@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
@@ -126,6 +127,10 @@ class MainWindow(QMainWindow):
         self._set_running(False)
         for name, why in self.launcher.unavailable.items():
             self.say("warning", f"procedure '{name}' is not available: {why}")
+        from labpnn.queue import describe_settled
+
+        for entry in self.queue_panel.recovered:
+            self.say("warning", describe_settled(entry))
         if station:
             self.station_panel.open_station(station)
         else:
@@ -389,17 +394,25 @@ class MainWindow(QMainWindow):
             "" if self.pause_button.isEnabled() else "this procedure cannot be paused"
         )
         self.progress.setVisible(running)
+        self.statusBar().clearMessage()  # a warning about the last run must not outlive it
         if running:
             self.progress.setValue(0)
-            self.camera.clear()
-            self.curves.clear()
-            self.run_label.setText(f"running <b>{spec.procedure}</b>")
+            for view in (self.camera, self.curves, self.slm, self.trace):
+                view.clear()
+            self.run_label.setText(f"running <b>{spec.procedure}</b>{self._on_station(spec)}")
             self.tabs.setCurrentWidget(self.live_area)
         self._update_alignment()
 
+    def _on_station(self, spec: Any) -> str:
+        """' on STATION' when a (queued) run uses another station than the one shown."""
+        station = str(getattr(spec, "station", "") or "")
+        shown = self.launcher.station
+        return f" on <b>{station}</b>" if station and station != shown else ""
+
     def _run_hello(self, header: dict[str, Any]) -> None:
         self.run_label.setText(
-            f"running <b>{header.get('procedure')}</b> · run {header.get('run_id')}"
+            f"running <b>{header.get('procedure')}</b>{self._on_station(self.controller.spec)}"
+            f" · run {header.get('run_id')}"
         )
         snapshot = read_snapshot(header.get("path", ""))
         if snapshot:
@@ -408,7 +421,8 @@ class MainWindow(QMainWindow):
     def _show_run_trace(self, name: str, trace: Any, header: dict[str, Any]) -> None:
         if not self.trace_dock.isVisible():
             self.trace_dock.setVisible(True)
-        self.trace.show_trace(name, trace, header)
+        x = header.get("x")
+        self.trace.show_trace(name, trace, header, None if x is None else np.asarray(x, float))
 
     def _run_ended(self, status: str, path: str) -> None:
         self._set_running(False)

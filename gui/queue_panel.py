@@ -22,7 +22,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from labpnn.queue import QueueEntry, RunQueue
+from labpnn.queue import QueueEntry, RunQueue, recover_unattended
 
 STATE_COLOURS = {
     "queued": "#90a4ae",
@@ -58,6 +58,8 @@ class QueuePanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.queue = RunQueue()
+        # entries a window closed mid-run left 'running'; the main window logs them
+        self.recovered = recover_unattended(self.queue)
         self.entries: list[QueueEntry] = []
         self.processing = False
         self.table = QTableWidget(0, 4)

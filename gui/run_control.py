@@ -18,7 +18,7 @@ from labpnn.gui.live_feed import LiveFeed
 from labpnn.gui.operator_dialog import OperatorDialog
 from labpnn.gui.run_process import RunProcess
 from labpnn.gui.run_watcher import RunFileWatcher
-from labpnn.queue import QueueEntry, RunQueue, run_command
+from labpnn.queue import QueueEntry, RunQueue, describe_settled, run_command
 
 
 class RunController(QObject):
@@ -190,8 +190,9 @@ class RunController(QObject):
                 self.queue.finish(self.entry.id, status, self.run_id, error)
         self.history.append((self.spec.procedure, status, path))
         level = "info" if status == "completed" else "warning"
+        why = f": {self.last_error}" if status != "completed" and self.last_error else ""
         self.message.emit(
-            level, f"{self.spec.procedure}: {status}" + (f" → {path}" if path else "")
+            level, f"{self.spec.procedure}: {status}{why}" + (f" → {path}" if path else "")
         )
         self.process, self.paused = None, False
         if process is not None:
@@ -217,9 +218,7 @@ class RunController(QObject):
         self._queue_lock = lock
         self.processing = True
         for entry in self.queue.recover():
-            self.message.emit(
-                "warning", f"queue entry [{entry.id}] settled as {entry.state}: {entry.error}"
-            )
+            self.message.emit("warning", describe_settled(entry))
         self.queue_state.emit(True)
         if not self.running:
             self._next_entry()

@@ -8,7 +8,9 @@ notice. The GUI only tails the file and polls the exit status on a timer.
 Abort: SIGINT (CTRL_BREAK on Windows), which the runner turns into a clean stop with
 the safe state written. If after 1 s the process is still running *and* the ledger
 does not yet show an end record, the run is stuck (for example blocked in a long
-instrument call): the GUI kills it and runs ``labpnn safe-off`` for its station.
+instrument call): the GUI kills it and runs ``labpnn safe-off`` for its station. A child
+killed from outside (``kill -9``, the OOM killer) gets the same safe-off before the GUI
+reports it crashed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class RunProcess(QObject):
         self.killed = False
         self.abort_requested = False
         self.safe_off: subprocess.Popen | None = None
+        self._safe_off_started = False
         folder = paths.state_dir() / "gui-runs"
         folder.mkdir(parents=True, exist_ok=True)
         prune_logs(folder)
@@ -154,6 +157,7 @@ class RunProcess(QObject):
                 self.popen.kill()
 
     def run_safe_off(self) -> None:
+        self._safe_off_started = True
         cmd = [sys.executable, "-m", "labpnn.cli", "safe-off", "--station", self.station]
         self.safe_off = subprocess.Popen(
             cmd,
@@ -202,12 +206,22 @@ class RunProcess(QObject):
         running = self.popen is not None and self.popen.poll() is None
         if running or self.safe_off is not None or self.status not in ("running", "starting"):
             return  # the next run may only start once safe-off has left the bench
+        status = "crashed" if self.killed else status_of_exit(self.popen.returncode)
+        if status == "crashed" and not self._safe_off_started:
+            # Killed from outside (OOM killer, kill -9): it never reached its safe state.
+            self.output.emit(
+                f"the run process died (exit {self.popen.returncode}) without stopping its "
+                f"instruments: putting station '{self.station}' into its safe state "
+                "(labpnn safe-off)"
+            )
+            self.run_safe_off()
+            return
         self._timer.stop()
         self._partial += "\n"
         self._read_output()
         with contextlib.suppress(OSError):
             self._log_file.close()
-        self.status = "crashed" if self.killed else status_of_exit(self.popen.returncode)
+        self.status = status
         if self.status == "crashed":
             self._mark_crashed()
         self.ended.emit(self.status, self.path)

@@ -80,6 +80,10 @@ class SlmView(QWidget):
         self.patterns_shown += 1
         self.caption.setText(caption or f"{pattern.shape[1]}×{pattern.shape[0]} (from the run)")
 
+    def clear(self) -> None:
+        self.image.clear()
+        self.caption.setText("no pattern yet")
+
 
 def _spin(lo: float, hi: float, value: float, suffix: str, tip: str) -> QDoubleSpinBox:
     box = QDoubleSpinBox()

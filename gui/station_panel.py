@@ -128,6 +128,9 @@ class StationPanel(QWidget):
 
         if not name_or_path:
             return False
+        if self.run_active:
+            self.message.emit("warning", "finish or abort the run before changing the station")
+            return False
         if self.session.connected:
             self.session.disconnect_station()
         try:
@@ -151,7 +154,12 @@ class StationPanel(QWidget):
 
     def _show_error(self, text: str, what: str) -> None:
         self.error = text
-        self.banner.setText(f"<b>Cannot use station '{Path(str(what)).name}'</b><br>{text}")
+        still = (
+            f"<br><i>Still using station '{self.config.name}'.</i>"
+            if self.config is not None
+            else ""
+        )
+        self.banner.setText(f"<b>Cannot use station '{Path(str(what)).name}'</b><br>{text}{still}")
         self.banner.setVisible(True)
         self.message.emit("error", f"station {what}: {text}")
         if self.config is None:
@@ -241,6 +249,17 @@ class StationPanel(QWidget):
     def _update_controls(self) -> None:
         can = self.config is not None and not self.run_active
         self.connect_button.setEnabled(can or self.session.connected)
+        # The window describes the running bench (docks, settings, launcher): keep it until
+        # the run ends.
+        for widget in (self.picker, self.open_button):
+            widget.setEnabled(not self.run_active)
+            widget.setToolTip(
+                "finish or abort the run to change the station"
+                if self.run_active
+                else "Bundled stations; use Open… for a station file"
+                if widget is self.picker
+                else "Open a station file"
+            )
         if self.session.connected:
             self.state.setText("connected · locks held")
         elif self.run_active:

@@ -97,3 +97,8 @@ class TraceView(QWidget):
         self.curve.setData(np.arange(len(y)) if x is None else x, y)
         self.traces_shown += 1
         self.caption.setText(f"{name}: {len(y)} points")
+
+    def clear(self) -> None:
+        self.curve.setData([], [])
+        self.meter.setVisible(False)
+        self.caption.setText("no trace yet")

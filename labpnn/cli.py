@@ -332,14 +332,18 @@ def report(run_file, output) -> None:
 @options.STATION_OVERRIDES
 def safe_off(station_name, station_sets) -> None:
     """Put every instrument of a station into its safe state (for ExecStopPost)."""
-    from labpnn.station import StationConfig
+    from labpnn.station import Station, StationConfig
 
     cfg = StationConfig.load(station_name, station_sets)
-    st = cfg.connect()
+    st = Station(cfg)
     try:
+        # every instrument that answers is made safe, even when another cannot be opened
+        st.connect(best_effort=True)
         results = st.safe_state()
     finally:
         st.close()
+    for role, why in st.unreachable.items():
+        results[role] = f"NOT REACHED, check it by hand: {why}"
     bad = {r: o for r, o in results.items() if o != "ok"}
     for role, outcome in results.items():
         click.echo(f"  {role}: {outcome}")

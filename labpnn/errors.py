@@ -37,6 +37,10 @@ class DeviceLost(InstrumentError):
     """The instrument vanished mid-run (unplugged, connection dropped)."""
 
 
+class BadCalibration(LabpnnError):
+    """A calibration's data are unusable (NaN or Inf from the hardware); it was not registered."""
+
+
 class BenchBusy(LabpnnError):
     """Another run or the GUI holds the instrument locks."""
 

@@ -14,7 +14,8 @@ Wire format (ZeroMQ, loopback only). The GUI binds a ROUTER socket on
   and the payload is the raw C-ordered bytes (else it is empty). Frames are
   thumbnails (at most 256 x 256, max-pooled so saturated pixels survive) with
   ``levels`` (min, max of the full frame), ``mean``, ``full_scale`` and ``saturated``
-  (pixel count of the full frame). Sends never block: a full queue drops the message, and
+  (pixel count of the full frame). A trace whose run set its axis (``set_trace_axis``, at
+  most 4096 points) carries ``x`` and ``x_unit``. Sends never block: a full queue drops the message, and
   frames, traces and SLM patterns are rate-limited (``LABPNN_LIVE_HZ``, default 30).
 * Operator requests, run -> GUI -> run, on a REQ socket: one frame of JSON
   ``{"v": 1, "type": "operator", "id", "run_id", "request": {...}}``; the GUI answers
@@ -51,6 +52,7 @@ RATE_ENV = "LABPNN_LIVE_HZ"
 PROTOCOL = 1
 MAX_SIDE = 256
 SEND_HWM = 16  # messages queued towards the GUI before new ones are dropped
+MAX_AXIS_POINTS = 4096  # x values travel as JSON in the header: sweeps, not audio
 
 log = logging.getLogger("labpnn.live")
 
@@ -157,6 +159,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str], float] = {}
         self.full_scale: dict[str, float | None] = {}
+        self.trace_axes: dict[str, tuple[list[float], str]] = {}
         self.camera: Any = None
         self.sent = 0
         self.dropped = 0
@@ -192,13 +195,20 @@ class Publisher:
         elif kind == "frame":
             if self._due(("frame", name)):
                 self.send_frame(name, payload)
+        elif kind == "trace_axis":
+            x, unit = payload
+            self.trace_axes[name] = ([float(v) for v in x], str(unit))
         elif kind == "trace" and self._due(("trace", name)):
             trace = np.asarray(payload)
             if np.iscomplexobj(trace):
                 trace = trace.astype(np.complex64)
             elif trace.dtype.kind == "f":
                 trace = trace.astype(np.float32)
-            self.send({"type": "trace", "name": name}, trace.reshape(-1)[:65536])
+            header: dict[str, Any] = {"type": "trace", "name": name}
+            x, unit = self.trace_axes.get(name, ((), ""))
+            if 0 < len(x) == trace.size <= MAX_AXIS_POINTS:
+                header.update(x=x, x_unit=unit)
+            self.send(header, trace.reshape(-1)[:65536])
 
     def send_frame(self, name: str, frame: np.ndarray) -> None:
         frame = np.asarray(frame)

@@ -142,10 +142,15 @@ class LabProcedure(Procedure):
     def should_stop(self) -> bool:
         return bool(self._stop_requested and self._stop_requested())
 
-    def progress(self, done: float, total: float, **info: Any) -> None:
+    def progress(self, done: float, total: float, pause_here: bool = True, **info: Any) -> None:
+        """Report progress; a paused run holds here, an aborted one stops here.
+
+        ``pause_here=False`` for heartbeats in the middle of a unit of work that must not be
+        split by a pause (a training batch measured across a pause would mix two media).
+        """
         if self._progress_hook is not None:
             self._progress_hook(done, total, info)
-        if self.supports_pause and self._pause_check is not None:
+        if pause_here and self.supports_pause and self._pause_check is not None:
             self._pause_check()  # blocks here while the operator holds the run paused
         if self.should_stop():
             raise RunAborted("stop requested")

@@ -290,6 +290,26 @@ class RunQueue:
         return settled
 
 
+def recover_unattended(queue: RunQueue) -> list[QueueEntry]:
+    """Settle entries left ``running`` when no processor holds the queue (else nothing).
+
+    A GUI closed mid-run leaves its entry ``running`` after the run has ended; the next
+    reader that finds the queue unattended settles it from the ledger instead of showing a
+    stale state until someone starts the queue again.
+    """
+    try:
+        with processing_lock():
+            return queue.recover()
+    except BenchBusy:
+        return []
+
+
+def describe_settled(entry: QueueEntry) -> str:
+    return f"queue entry [{entry.id}] settled as {entry.state}" + (
+        f": {entry.error}" if entry.error else ""
+    )
+
+
 def queue_lock_path() -> Path:
     folder = paths.state_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from labpnn import paths
-from labpnn.errors import BadInput
+from labpnn.errors import BadCalibration, BadInput
 from labpnn.ledger import Ledger
 
 
@@ -71,6 +71,17 @@ class CalibrationRegistry:
         valid_for_s: float | None = None,
         created: float | None = None,
     ) -> int:
+        for name, array in arrays.items():
+            array = np.asarray(array)
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = int(np.count_nonzero(~np.isfinite(array)))
+                # Later runs would drive the hardware with it (NaN phases on the SLM).
+                raise BadCalibration(
+                    f"the {kind} calibration was not registered: {bad} of {array.size} values "
+                    f"of '{name}' are NaN or Inf (the instrument returned bad data during the "
+                    "measurement; check it and calibrate again). The run file keeps what was "
+                    "measured."
+                )
         folder = paths.state_dir() / "calibrations"
         folder.mkdir(parents=True, exist_ok=True)
         created = time.time() if created is None else float(created)

@@ -17,7 +17,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from labpnn.errors import ConfigError, LimitError
+
+_TRUE = {"1", "true", "on", "yes"}
+_FALSE = {"0", "false", "off", "no"}
+
+
+def _as_bool(value: Any) -> bool:
+    """A switch from a station file or ``--set``: ``bool("off")`` is True, so parse words.
+
+    Accepts booleans, 0/1 and on/off, true/false, yes/no (any case); anything else is refused,
+    never guessed (an RF output must not turn on because a string was not empty).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(value)
 
 
 @dataclass(frozen=True)
@@ -114,10 +134,11 @@ class InstrumentSettings:
         spec = self.setting_spec(name)
         unit = f" {spec.unit}" if spec.unit else ""
         try:
-            value = spec.kind(value)
+            value = _as_bool(value) if spec.kind is bool else spec.kind(value)
         except (TypeError, ValueError):
             raise LimitError(
                 f"{self.label}: {name}={value!r} is not a {spec.kind.__name__}"
+                + (" (use true/false or on/off)" if spec.kind is bool else "")
             ) from None
         if spec.choices is not None and value not in spec.choices:
             choices = ", ".join(_fmt(c) for c in spec.choices)

@@ -248,9 +248,17 @@ class Station:
         self.world: SimulatedWorld | None = None
         self._world_store: Any = None
         self._qc_components: list[Any] = []
+        self.unreachable: dict[str, str] = {}  # role -> why, after connect(best_effort=True)
 
     # -- construction -------------------------------------------------------------
-    def connect(self) -> None:
+    def connect(self, best_effort: bool = False) -> None:
+        """Open every instrument and apply the station's settings.
+
+        ``best_effort`` is for ``labpnn safe-off``: an instrument that cannot be opened is
+        recorded in ``unreachable`` and the others are still opened (without the station's
+        settings, which could be what made them unsafe), so one unplugged controller does not
+        leave the VNA's RF on.
+        """
         cfg = self.config
         if cfg.simulated:
             from labpnn.mock_instruments import build_world
@@ -274,14 +282,22 @@ class Station:
                 self._restore_world()
         try:
             for role, inst in cfg.instruments.items():
-                cls_ = inst.driver_class()
-                kwargs = dict(inst.options)
-                if inst.simulated:
-                    kwargs.update(self.world.driver_kwargs(role, inst.options))
-                driver = cls_(label=role, limits=inst.limits, **kwargs)
+                try:
+                    cls_ = inst.driver_class()
+                    kwargs = dict(inst.options)
+                    if inst.simulated:
+                        kwargs.update(self.world.driver_kwargs(role, inst.options))
+                    driver = cls_(label=role, limits=inst.limits, **kwargs)
+                except Exception as exc:
+                    if not best_effort:
+                        raise
+                    self.unreachable[role] = f"{type(exc).__name__}: {exc}"
+                    continue
                 self.instruments[role] = driver
                 if inst.simulated:
                     self.world.wire(role, driver)
+                if best_effort:
+                    continue
                 for key, value in inst.settings.items():
                     setattr(driver, key, value)
         except BaseException:

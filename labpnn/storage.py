@@ -217,6 +217,16 @@ class RunWriter:
         self._committed()
         self._notify("trace", name, trace)
 
+    def set_trace_axis(self, name: str, x: Any, unit: str) -> None:
+        """The x values of trace ``name`` (e.g. the sweep's frequencies), for readers and the GUI.
+
+        Written once as ``traces/<name>_x`` with its ``unit``; a trace of another length is
+        still stored, it is just not plotted against this axis.
+        """
+        x = np.asarray(x, dtype=float).reshape(-1)
+        self.write_array(f"traces/{name}_x", x, unit=unit)
+        self._notify("trace_axis", name, (x, unit))
+
     @_locked
     def log(self, level: str, message: str) -> None:
         row = np.zeros(1, dtype=LOG_DTYPE)

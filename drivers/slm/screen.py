@@ -166,6 +166,10 @@ class ScreenSLM(InstrumentSettings):
     def phase_to_grey(self, phase_rad: np.ndarray) -> np.ndarray:
         """uint8 grey levels for phases in rad, wrapped to 0..2π."""
         phase = np.asarray(phase_rad, dtype=np.float64)
+        if not np.isfinite(phase).all():
+            # NaN casts to an arbitrary grey level: refuse rather than show garbage
+            bad = int(np.count_nonzero(~np.isfinite(phase)))
+            raise LimitError(f"{self.label}: {bad} phase values are NaN or Inf; nothing shown")
         if self._inverse_lut is not None:
             index = np.floor(np.mod(phase, 2 * np.pi) * (len(self._inverse_lut) / (2 * np.pi)))
             return self._inverse_lut[index.astype(np.int64) % len(self._inverse_lut)]

@@ -50,6 +50,7 @@ class MapMetasurface(LabProcedure):
         f_hz = vna.frequencies_hz()
         traces = np.empty((self.n_configs, self.n_repeats, len(f_hz)), dtype=complex)
         total = self.n_configs * self.n_repeats
+        self.run.set_trace_axis("s21", f_hz, "Hz")
         for i, config in enumerate(configs):
             surface.configuration = config
             clock.sleep(self.settle_s)

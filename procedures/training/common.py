@@ -268,6 +268,8 @@ class TrainingProcedure(LabProcedure):
     bench_kinds: ClassVar[tuple[str, ...]] = ("acoustic", "microwave", "optical")
     default_station: ClassVar[str] = "acoustic-sim"
     supports_resume: ClassVar[bool] = True
+    # between epochs, after the epoch's checkpoint: the bench idles, nothing is half-measured
+    supports_pause: ClassVar[bool] = True
     watchdog_s: ClassVar[float] = 900.0
     family: ClassVar[str] = ""  # key into BenchDefaults.per_procedure / DIGITAL_DEFAULTS
     extra_columns: ClassVar[tuple[str, ...]] = ()  # filled by evaluation_extras()
@@ -847,7 +849,9 @@ class BenchAccess:
         now = time.monotonic()
         if now - getattr(self, "_last_beat", 0.0) >= 0.5:
             self._last_beat = now
-            self.progress(getattr(self, "_epoch_now", 0), max(1, self.progress_total()))
+            self.progress(
+                getattr(self, "_epoch_now", 0), max(1, self.progress_total()), pause_here=False
+            )
 
     def progress_total(self) -> int:
         return 1

@@ -161,3 +161,16 @@ def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypat
         assert f["frames/camera"].shape[0] > 0
         assert dict(f["safe_state"].attrs)["slm"] == "ok"
     assert np.all(seen["slm"] == 0)  # blank: grey 0 everywhere
+
+
+def test_a_tm_measured_from_nan_frames_fails_and_is_not_registered(labpnn, lab_dirs):
+    res = labpnn(
+        "run", "calibrate-tm", "--station", "optical-sim", "--set", "n_modes=16",
+        "--station-set", "bench.simulation.faults.nan_after_frames=20",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "the tm calibration was not registered" in res.stderr
+    assert "NaN or Inf" in res.stderr
+    focus = labpnn("run", "validate-focus", "--station", "optical-sim")
+    assert focus.returncode == 2  # no TM to focus with: NaN phases never reach the SLM
+    assert "calibrate-tm" in focus.stderr

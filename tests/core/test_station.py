@@ -111,3 +111,28 @@ def test_persist_continues_every_simulated_world_where_it_stopped(kind):
         assert fresh.clock.now() < 3600.0
     finally:
         fresh.close()
+
+
+@pytest.mark.parametrize(
+    "raw, expected", [("off", False), ("ON", True), ("false", False), (1, True), (False, False)]
+)
+def test_a_switch_setting_reads_words_not_python_truthiness(raw, expected):
+    from labpnn.drivers.vna import KeysightENA
+
+    assert KeysightENA.check(_bare(KeysightENA), "rf_on", raw) is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "", 2])
+def test_a_switch_setting_refuses_what_it_cannot_read(raw):
+    from labpnn.drivers.vna import KeysightENA
+    from labpnn.errors import LimitError
+
+    with pytest.raises(LimitError, match="is not a bool .use true/false or on/off"):
+        KeysightENA.check(_bare(KeysightENA), "rf_on", raw)
+
+
+def _bare(cls):
+    """An instance without a connection, enough to check settings."""
+    driver = cls.__new__(cls)
+    driver.label = "vna"
+    return driver

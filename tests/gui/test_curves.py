@@ -32,3 +32,20 @@ def test_training_columns_go_to_their_own_plots_with_gaps_joined(qtbot, tmp_path
     path = tmp_path / "curves.png"
     view.grab().save(str(path))
     assert path.stat().st_size > 5_000
+
+
+def test_curves_without_a_loss_column_follow_the_data_as_it_grows(qtbot):
+    """A run logging only metrics (no loss) must not be frozen at its first rows' range,
+    and a run opened after another must not keep the other's x range."""
+    view = CurvesView()
+    qtbot.addWidget(view)
+    view.resize(800, 700)
+    view.show()
+    view.set_columns({"epoch": np.arange(1, 4), "loss": np.ones(3), "accuracy": np.ones(3)})
+    view.clear()
+    view.set_columns({"signal": np.arange(2.0)})
+    view.set_columns({"signal": np.arange(60.0)})
+    qtbot.wait(50)  # autorange is applied on the next paint
+    (x_lo, x_hi), (y_lo, y_hi) = view.metric_plot.plotItem.vb.viewRange()
+    assert x_lo < 1 and x_hi >= 58, (x_lo, x_hi)
+    assert y_hi >= 58, (y_lo, y_hi)

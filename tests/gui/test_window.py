@@ -249,3 +249,24 @@ def test_a_missing_device_shows_which_and_why_and_frees_the_bench(make_window, t
     assert window.station_panel.open_station(str(FAKE_STATION))
     assert window.station_panel.connect_station()
     window.session.disconnect_station()
+
+
+def test_a_run_killed_from_outside_gets_safe_off_and_the_station_stays_put(make_window, qtbot):
+    import os
+    import signal
+
+    window = make_window(str(FAKE_STATION))
+    choose(window, "gui-steps", n_steps=400, delay_s=0.05)
+    assert window.run_from_launcher()
+    qtbot.waitUntil(lambda: "epoch" in window.controller.watcher.data, timeout=60_000)
+    # while the run goes, the window keeps describing its bench
+    assert not window.station_panel.picker.isEnabled()
+    assert not window.station_panel.open_button.isEnabled()
+    assert not window.station_panel.open_station("acoustic-sim")
+    assert window.station_panel.config.name == "fake-bench"
+    os.kill(window.controller.process.pid, signal.SIGKILL)  # the OOM killer, say
+    _, status, _ = wait_run_end(qtbot, window, timeout=60_000)
+    assert status == "crashed"
+    assert any("died" in line and "safe-off" in line for line in window.log_view.lines)
+    assert any("safe-off finished" in line for line in window.log_view.lines)
+    assert window.station_panel.picker.isEnabled()

@@ -119,3 +119,11 @@ def test_simulated_station_can_use_the_real_qt_window(station, qapp):
     frames_qt = bench.acquire(np.zeros((2, 8, 8)))
     memory = station(small=True)
     np.testing.assert_array_equal(frames_qt, make_bench(memory).acquire(np.zeros((2, 8, 8))))
+
+
+def test_nan_phases_are_refused_not_cast_to_an_arbitrary_grey():
+    slm = _slm()
+    phase = np.zeros(slm.shape)
+    phase[3, 4] = np.nan
+    with pytest.raises(LimitError, match="1 phase values are NaN or Inf; nothing shown"):
+        slm.show(phase)

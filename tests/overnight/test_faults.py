@@ -179,6 +179,34 @@ def mock_vna_and_metasurface():
     thread.join(timeout=10)
 
 
+def _safe_off(station) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "labpnn.cli", "safe-off", "--station", str(station)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _microwave_station(path, vna_address, port, metasurface_first=False, vna_settings=None):
+    """A real-driver microwave station file pointing at ``vna_address`` and serial ``port``."""
+    vna = {"driver": "labpnn.drivers.vna.KeysightENA", "address": vna_address, "timeout_s": 5}
+    if vna_settings:
+        vna["settings"] = vna_settings
+    surface = {
+        "driver": "labpnn.drivers.metasurface.MetasurfaceController",
+        "port": port,
+        "n_bits": 40,
+        "timeout_s": 1,
+    }
+    roles = [("metasurface", surface), ("vna", vna)]
+    instruments = dict(roles if metasurface_first else roles[::-1])
+    path.write_text(
+        json.dumps({"name": path.stem, "instruments": instruments, "bench": {"kind": "microwave"}})
+    )
+    return path
+
+
 def test_safe_off_switches_rf_off_and_clears_the_metasurface_even_after_an_error(
     mock_vna_and_metasurface, tmp_path
 ):
@@ -186,28 +214,7 @@ def test_safe_off_switches_rf_off_and_clears_the_metasurface_even_after_an_error
     import serial
 
     vna_address, pty = mock_vna_and_metasurface
-    station = tmp_path / "mw-standalone.yaml"
-    station.write_text(
-        json.dumps(
-            {
-                "name": "mw-standalone",
-                "instruments": {
-                    "vna": {
-                        "driver": "labpnn.drivers.vna.KeysightENA",
-                        "address": vna_address,
-                        "timeout_s": 5,
-                    },
-                    "metasurface": {
-                        "driver": "labpnn.drivers.metasurface.MetasurfaceController",
-                        "port": pty,
-                        "n_bits": 40,
-                        "timeout_s": 1,
-                    },
-                },
-                "bench": {"kind": "microwave", "layout": {}},
-            }
-        )
-    )
+    station = _microwave_station(tmp_path / "mw-standalone.yaml", vna_address, pty)
     vna = pyvisa.ResourceManager("@py").open_resource(
         vna_address, read_termination="\n", write_termination="\n"
     )
@@ -218,12 +225,7 @@ def test_safe_off_switches_rf_off_and_clears_the_metasurface_even_after_an_error
         vna.write("SENS:FREQ:STAR -5")  # the instrument raised an error a moment before
         surface.write(b"SET FFFFFFFFFF\n")
         assert surface.readline().strip() == b"OK"
-        res = subprocess.run(
-            [sys.executable, "-m", "labpnn.cli", "safe-off", "--station", str(station)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        res = _safe_off(station)
         assert res.returncode == 0, res.stderr
         assert "vna: ok" in res.stdout and "metasurface: ok" in res.stdout
         assert vna.query("OUTP?").strip() == "0"  # RF off, read back after the process ended
@@ -234,15 +236,37 @@ def test_safe_off_switches_rf_off_and_clears_the_metasurface_even_after_an_error
         surface.close()
 
 
+def test_safe_off_still_switches_rf_off_when_another_instrument_is_unplugged(
+    mock_vna_and_metasurface, tmp_path
+):
+    import pyvisa
+
+    vna_address, _ = mock_vna_and_metasurface
+    # the metasurface is opened first and fails: that must not stop the VNA's safe state;
+    # the station's settings (RF on) are not re-applied by safe-off
+    station = _microwave_station(
+        tmp_path / "mw-unplugged.yaml", vna_address, str(tmp_path / "ttyUSB-unplugged"),
+        metasurface_first=True, vna_settings={"rf_on": True},
+    )  # fmt: skip
+    vna = pyvisa.ResourceManager("@py").open_resource(
+        vna_address, read_termination="\n", write_termination="\n"
+    )
+    try:
+        vna.write("OUTP ON")
+        res = _safe_off(station)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "vna: ok" in res.stdout
+        assert "metasurface: NOT REACHED, check it by hand" in res.stdout
+        assert "ttyUSB-unplugged" in res.stdout
+        assert vna.query("OUTP?").strip() == "0"
+    finally:
+        vna.close()
+
+
 def test_safe_off_works_on_instruments_whose_state_outlives_the_run(bench):
     station = bench()
     state = Path(station).parent / "night-optical.probe.state.json"
     state.write_text('{"output": true}')
-    res = subprocess.run(
-        [sys.executable, "-m", "labpnn.cli", "safe-off", "--station", str(station)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = _safe_off(station)
     assert res.returncode == 0, res.stderr
     assert json.loads(state.read_text()) == {"output": False}

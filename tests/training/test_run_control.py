@@ -342,3 +342,53 @@ def test_train_ff_uses_its_vowel_defaults_only_on_the_vowels():
     assert (procedure.setting("lr"), procedure.setting("epochs")) == (0.1, 200)
     procedure.set_parameter("dataset", "digits")
     assert (procedure.setting("lr"), procedure.setting("epochs")) == (0.03, 50)
+
+
+# -- pause -----------------------------------------------------------------------------------
+def _epochs_logged(path: Path) -> tuple[int, str]:
+    try:
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            done = f["results/epoch"].shape[0] if "results/epoch" in f else 0
+            return done, str(f.attrs.get("run_id", ""))
+    except (OSError, KeyError):
+        return 0, ""
+
+
+def test_a_paused_training_run_holds_between_epochs_and_can_still_be_aborted(
+    lab_dirs, direct_station
+):
+    from labpnn import live
+
+    station = direct_station("acoustic")
+    proc = subprocess.Popen(
+        labpnn_cmd(*_phyll(station, "epochs=5000", "eval_every=1000", "seed=1")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, run_id, path = time.time() + 120, "", None
+        while time.time() < deadline and not run_id and proc.poll() is None:
+            for candidate in _files(lab_dirs[0]):
+                done, rid = _epochs_logged(candidate)
+                if done >= 1 and rid:
+                    run_id, path = rid, candidate
+            time.sleep(0.05)
+        assert run_id, "the run never finished an epoch"
+        live.request_pause(run_id)
+        time.sleep(1.0)  # the epoch under way finishes, then the run holds
+        held = _epochs_logged(path)[0]
+        time.sleep(1.5)
+        assert _epochs_logged(path)[0] == held, "the epochs went on while paused"
+        proc.send_signal(signal.SIGINT)  # an abort must not wait for a resume
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    victim = out.strip().splitlines()[-1]
+    with h5py.File(victim, "r", libver="latest", swmr=True) as f:
+        messages = [m.decode() for m in f["log"]["message"]]
+    assert any("paused by the operator" in m for m in messages)
+    assert summary(victim)["status"] == "aborted"
+    assert checkpoint_meta(victim)["epoch"] >= 1
