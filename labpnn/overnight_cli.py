@@ -155,7 +155,11 @@ def schedule_list() -> None:
                 f"{s.name}  '{s.cron}'  {s.procedure} on {s.station}"
                 f"{'  ' + params if params else ''}"
             )
-            click.echo(f"    next {local(next_due(s.cron, time.time()))}; {ended}")
+            try:
+                upcoming = local(next_due(s.cron, time.time()))
+            except Exception:  # stored before check_cron refused such expressions
+                upcoming = "never (its cron matches no date; fix or remove it)"
+            click.echo(f"    next {upcoming}; {ended}")
     finally:
         ledger.close()
 

@@ -112,13 +112,24 @@ class LabProcedure(Procedure):
         """Hardware queries and duration, without touching hardware (``--dry-run``)."""
         return Estimate(queries=0, seconds=0.0, note="no estimate for this procedure")
 
-    def validate(self) -> None:
-        """Check parameters against the connected station; raise BadInput if wrong."""
-        if self.bench_kinds and self.station.bench.kind not in self.bench_kinds:
+    def check_station_config(self, config: Any) -> None:
+        """What can be checked before connecting (runs, dry runs, queue and schedule entries)."""
+        if self.bench_kinds and config.bench.kind not in self.bench_kinds:
             raise BadInput(
                 f"{self.name} runs on {'/'.join(self.bench_kinds)} benches, but station "
-                f"'{self.station.name}' is a {self.station.bench.kind} bench"
+                f"'{config.name}' is {'an' if config.bench.kind[:1] in 'aeiou' else 'a'} "
+                f"{config.bench.kind} bench"
             )
+        missing = [role for role in self.roles if role not in config.instruments]
+        if missing:
+            raise BadInput(
+                f"{self.name} needs the role(s) {', '.join(missing)}, which station "
+                f"'{config.name}' does not have (it has {', '.join(config.instruments) or 'none'})"
+            )
+
+    def validate(self) -> None:
+        """Check parameters against the connected station; raise BadInput if wrong."""
+        self.check_station_config(self.station.config)
         for role in self.roles:
             self.station[role]  # raises a clear ConfigError when missing
 

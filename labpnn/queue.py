@@ -438,11 +438,11 @@ def check_entry(
     from labpnn.runner import RunRequest, build_procedure
     from labpnn.station import StationConfig
 
-    build_procedure(
+    built, _ = build_procedure(
         RunRequest(
             procedure=procedure,
             station=station,
             params={k: format_value(v) for k, v in parameters.items()},
         )
     )
-    StationConfig.load(station, list(station_set))
+    built.check_station_config(StationConfig.load(station, list(station_set)))

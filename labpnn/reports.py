@@ -12,8 +12,27 @@ from pathlib import Path
 from typing import Any
 
 
+def _frames(f: Any, figure: Any) -> bool:
+    """The last kept camera frame and each frame's mean, for a run without result columns."""
+    names = [k for k in f["frames"] if not k.endswith("_t")] if "frames" in f else []
+    if not names or f["frames"][names[0]].shape[0] == 0:
+        return False
+    frames = f["frames"][names[0]]
+    last = figure.add_subplot(1, 2, 1)
+    image = last.imshow(frames[-1], cmap="gray")
+    figure.colorbar(image, ax=last, shrink=0.8)
+    last.set_title(f"last of {frames.shape[0]} '{names[0]}' frames")
+    mean = figure.add_subplot(1, 2, 2)
+    mean.plot([float(frames[i].mean()) for i in range(frames.shape[0])], marker=".")
+    mean.set(xlabel="frame", ylabel="mean value", title="mean of each frame")
+    mean.grid(alpha=0.3)
+    return True
+
+
 def _generic(f: Any, figure: Any) -> None:
     cols = list(f["results"]) if "results" in f else []
+    if not cols and _frames(f, figure):
+        return
     if not cols:
         ax = figure.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no result columns in this run", ha="center", va="center")
@@ -31,6 +50,23 @@ def _generic(f: Any, figure: Any) -> None:
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     ax.set_xlabel(x_name or "row")
+
+
+def _missing(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    if "doesn't exist" in text and "'" in text:  # h5py: "... (object 'tm' doesn't exist)"
+        return f"'{text.split(chr(39))[1]}'"
+    return text
+
+
+def _kept(f: Any) -> str:
+    parts = []
+    for group, what in (("results", "rows"), ("frames", "frames"), ("traces", "traces")):
+        if group in f:
+            counts = [f[group][k].shape[0] for k in f[group] if not k.endswith(("_t", "_x"))]
+            if counts:
+                parts.append(f"{max(counts)} {what}")
+    return ", ".join(parts) or "no data"
 
 
 def make_report(run_file: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
@@ -58,7 +94,19 @@ def make_report(run_file: str | os.PathLike, output: str | os.PathLike | None = 
             f"{name} on {f.attrs.get('station', '?')} — {status}  ({run_file.name})", fontsize=10
         )
         if cls is not None and hasattr(cls, "plot_report"):
-            cls.plot_report(f, figure)
+            try:
+                cls.plot_report(f, figure)
+            except (KeyError, ValueError, IndexError) as exc:
+                # An aborted or failed run lacks what the procedure's report draws; the
+                # morning after, its kept data are still worth a plot.
+                figure.clf()
+                figure.suptitle(
+                    f"{name} on {f.attrs.get('station', '?')} — {status}  ({run_file.name})\n"
+                    f"no {name} report: this run did not write {_missing(exc)}; "
+                    f"kept: {_kept(f)}",
+                    fontsize=10,
+                )
+                _generic(f, figure)
         else:
             _generic(f, figure)
         figure.tight_layout(rect=(0, 0, 1, 0.96))

@@ -280,6 +280,7 @@ def _execute(
         from labpnn.bench import check_layout
 
         check_layout(config.bench.kind, config.bench.layout)
+        procedure.check_station_config(config)  # a dry run says it too
         if req.resume_file:
             # Before anything connects: a run file without a checkpoint, or a resume that
             # would change what the checkpoint was trained with, is bad input.
@@ -317,8 +318,12 @@ def _execute(
             )
         station = Station(config)
         locks = {**station.lock_paths(), "__run__": run_lock}
-        lock_ctx = hold_locks(locks, req.lock_timeout_s, config.name)
+        lock_ctx = hold_locks(locks, req.lock_timeout_s, config.name, stop.is_set)
         lock_ctx.__enter__()
+    except RunAborted as exc:
+        if station is not None:
+            station.close()
+        return RunOutcome("aborted", EXIT_CODES["aborted"], error=str(exc))
     except BenchBusy as exc:
         if station is not None:
             station.close()

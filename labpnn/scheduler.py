@@ -46,6 +46,7 @@ from labpnn.schedules import (
     FINAL_STATUSES,
     Schedule,
     due_times,
+    get_schedule,
     last_due,
     list_schedules,
     local,
@@ -251,6 +252,9 @@ class Scheduler:
         self.ledger = Ledger()
         self.launches: dict[str, Launch] = {}
         self.orphans = 0  # runs started by an earlier scheduler process, still going
+        # orphans stopped for their max runtime: firing id -> (monotonic time, note)
+        self._orphan_stops: dict[int, tuple[float, str]] = {}
+        self._broken: dict[str, str] = {}  # schedules that cannot fire: name -> reason
         self.queue_done: list[dict[str, Any]] = []
         self._daemon_lock: Any = None
         self._queue_lock: Any = None
@@ -314,15 +318,27 @@ class Scheduler:
         self._enforce_runtime()
         wake = now + 24 * 3600
         for sched in list_schedules(self.ledger):
-            self._fire(sched, now)
-            with contextlib.suppress(Exception):
+            try:
+                self._fire(sched, now)
                 wake = min(wake, next_due(sched.cron, now))
+            except Exception as exc:  # one broken schedule must not stop the others
+                self._broken_schedule(sched, exc)
         if self.run_queue:
             self._link_queue_runs()
             self._run_queue()
         self._notify_pending()
         self._summary(now)
         return wake
+
+    def _broken_schedule(self, sched: Schedule, exc: Exception) -> None:
+        """Log a schedule that cannot fire (once per reason, not every pass)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if self._broken.get(sched.name) != reason:
+            self._broken[sched.name] = reason
+            log.error(
+                "schedule '%s' cannot fire (%s); the other schedules go on. Fix or remove it: "
+                "labpnn schedule remove %s", sched.name, reason, sched.name,
+            )  # fmt: skip
 
     # -- firings --------------------------------------------------------------------------
     def _running_firing(self, name: str) -> dict[str, Any] | None:
@@ -472,6 +488,7 @@ class Scheduler:
             tag = f"schedule:{row['schedule']}#{row['id']}"
             if self._orphan_alive(str(lock_path), row["pid"], tag):
                 self.orphans += 1
+                self._limit_orphan(row)
                 continue  # its run goes on; look again next pass
             if not log_path.exists():
                 self._record(
@@ -482,7 +499,8 @@ class Scheduler:
                     None,
                 )
             else:
-                self._finish("firing", row["id"], tag, None, str(log_path), "")
+                note = self._orphan_stops.pop(row["id"], (0.0, ""))[1]
+                self._finish("firing", row["id"], tag, None, str(log_path), note)
             with contextlib.suppress(OSError):
                 lock_path.unlink()
         for lock in self.folder.glob("queue-*.lock"):
@@ -495,6 +513,39 @@ class Scheduler:
             self._finish("queue", qid, f"queue:{qid}", None, str(lock.with_suffix(".log")), "")
             with contextlib.suppress(OSError):
                 lock.unlink()
+
+    def _limit_orphan(self, row: Any) -> None:
+        """``max_runtime_s`` for a run an earlier scheduler process started.
+
+        A scheduler restarted by systemd must not drop the limit of the night's run: stop it
+        (SIGINT, the run's own clean stop), kill it after the grace, then make its station safe.
+        """
+        sched = get_schedule(self.ledger, row["schedule"])
+        pid = row["pid"]
+        if sched is None or sched.max_runtime_s is None or not pid or not row["fired"]:
+            return
+        elapsed = self.clock.now() - float(row["fired"])  # "fired" is on this clock
+        stop = self._orphan_stops.get(row["id"])
+        if stop is None and elapsed > sched.max_runtime_s:
+            log.warning(
+                "schedule:%s#%s (started by an earlier scheduler) ran for %.0f s, longer "
+                "than its %g s: stopping it", row["schedule"], row["id"], elapsed,
+                sched.max_runtime_s,
+            )  # fmt: skip
+            note = f"stopped by the scheduler after its max runtime of {sched.max_runtime_s:g} s"
+            self._orphan_stops[row["id"]] = (time.monotonic(), note)
+            sig = signal.SIGINT if os.name == "posix" else signal.CTRL_BREAK_EVENT
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        elif stop is not None and 0 < stop[0] and time.monotonic() - stop[0] > self.abort_grace_s:
+            log.error(
+                "schedule:%s#%s did not stop within %g s: killing it and making %s safe",
+                row["schedule"], row["id"], self.abort_grace_s, sched.station,
+            )  # fmt: skip
+            self._orphan_stops[row["id"]] = (0.0, stop[1])  # killed: do not kill again
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
+            self.safe_off(sched.station)
 
     def _orphan_alive(self, lock_path: str, pid: int | None, tag: str) -> bool:
         """Whether a run started by an earlier scheduler process is still going."""

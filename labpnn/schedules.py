@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labpnn.errors import BadInput, ConfigError
+from labpnn.errors import BadInput
 from labpnn.ledger import Ledger
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -78,6 +79,12 @@ def check_cron(expr: str) -> str:
             f"month day-of-week, e.g. '0 2 * * *' for 02:00 every night or '0 3 * * 0' "
             f"for 03:00 on Sundays"
         )
+    try:
+        next_due(expr, time.time())
+    except Exception:  # croniter: no date matches (e.g. 31 February) within its search
+        raise BadInput(
+            f"cron expression '{expr}' never fires (no date matches it, e.g. 31 February)"
+        ) from None
     return expr
 
 
@@ -133,10 +140,14 @@ def check_schedule(sched: Schedule) -> Schedule:
         ("--lock-timeout", sched.lock_timeout_s),
         ("--grace", sched.misfire_grace_s),
     ):
-        if value < 0:
-            raise BadInput(f"{label} must be zero or more seconds, got {value:g}")
-    if sched.max_runtime_s is not None and sched.max_runtime_s <= 0:
-        raise BadInput(f"--max-runtime must be more than 0 s, got {sched.max_runtime_s:g}")
+        if not (math.isfinite(value) and value >= 0):  # NaN compares False: say it, not store it
+            raise BadInput(f"{label} must be a finite number of seconds ≥ 0, got {value:g}")
+    limit = sched.max_runtime_s
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise BadInput(
+            f"--max-runtime must be a finite number of seconds > 0 (leave it out for no "
+            f"limit), got {limit:g}"
+        )
     try:
         cls = procedure_class(sched.procedure)
     except (ImportError, AttributeError) as exc:
@@ -147,12 +158,7 @@ def check_schedule(sched: Schedule) -> Schedule:
     sched.station = _station_ref(sched.station)
     config = StationConfig.load(sched.station, sched.station_set)
     config.check()
-    kinds = getattr(cls, "bench_kinds", ())
-    if kinds and config.bench.kind not in kinds:
-        raise ConfigError(
-            f"{sched.procedure} runs on {'/'.join(kinds)} benches, but station "
-            f"'{config.name}' is a {config.bench.kind} bench"
-        )
+    procedure.check_station_config(config)
     return sched
 
 

@@ -16,13 +16,14 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from labpnn import paths
-from labpnn.errors import BenchBusy, ConfigError, LabpnnError
+from labpnn.errors import BenchBusy, ConfigError, LabpnnError, RunAborted
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
 # bench.simulation keys that say how a world is run, not which world it is (persistence key)
@@ -421,20 +422,39 @@ class Station:
 
 
 @contextlib.contextmanager
-def hold_locks(lock_paths: Mapping[str, Path], timeout_s: float, what: str) -> Iterator[None]:
+def hold_locks(
+    lock_paths: Mapping[str, Path],
+    timeout_s: float,
+    what: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[None]:
+    """Hold every lock, waiting up to ``timeout_s`` for a busy bench.
+
+    ``should_stop``: polled while waiting, so Ctrl-C during a long wait stops at once
+    (:class:`RunAborted`) instead of taking the bench when it frees up.
+    """
     from filelock import FileLock, Timeout
 
+    deadline = time.monotonic() + max(timeout_s, 0.0)
     held = []
     try:
         for role, path in lock_paths.items():
             lock = FileLock(str(path))
-            try:
-                lock.acquire(timeout=max(timeout_s, 0.0))
-            except Timeout:
-                raise BenchBusy(
-                    f"bench busy: '{role}' of station '{what}' is locked by another run "
-                    f"or the GUI ({path})"
-                ) from None
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    lock.acquire(timeout=max(0.0, min(remaining, 0.25)))
+                    break
+                except Timeout:
+                    if should_stop is not None and should_stop():
+                        raise RunAborted(
+                            "stopped while waiting for the bench; nothing was started"
+                        ) from None
+                    if remaining <= 0.25:
+                        raise BenchBusy(
+                            f"bench busy: '{role}' of station '{what}' is locked by another "
+                            f"run or the GUI ({path})"
+                        ) from None
             held.append(lock)
         yield
     finally:

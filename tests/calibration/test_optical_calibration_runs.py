@@ -161,6 +161,11 @@ def test_sigint_mid_calibration_aborts_keeps_frames_and_blanks_the_slm(monkeypat
         assert f["frames/camera"].shape[0] > 0
         assert dict(f["safe_state"].attrs)["slm"] == "ok"
     assert np.all(seen["slm"] == 0)  # blank: grey 0 everywhere
+    # the morning after: the aborted run still gets a report of what it kept
+    from labpnn.reports import make_report
+
+    png = make_report(outcome.path, lab_dirs[0] / "aborted.png")
+    assert png.stat().st_size > 10_000
 
 
 def test_a_tm_measured_from_nan_frames_fails_and_is_not_registered(labpnn, lab_dirs):

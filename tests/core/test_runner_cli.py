@@ -213,3 +213,37 @@ def test_help_is_fast_to_import():
     code = "import sys, labpnn.cli; print(sorted(m for m in ('torch','qcodes','h5py','PyQt6','numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_while_waiting_for_a_busy_bench_stops_at_once_without_touching_it(lab_dirs):
+    from labpnn.station import Station, StationConfig, hold_locks
+
+    config = StationConfig.load(str(FAKE))
+    with hold_locks(Station(config).lock_paths(), 0, "gui"):  # another run holds the bench
+        proc = subprocess.Popen(
+            labpnn_cmd("run", "count-frames", "--station", str(FAKE), "--lock-timeout", "120"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)  # started and waiting for the lock
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)  # not the 120 s of --lock-timeout
+    assert proc.returncode == 130, err
+    assert "stopped while waiting for the bench; nothing was started" in err
+    assert not h5_files(lab_dirs[0])
+
+
+@pytest.mark.parametrize("command", [("run", "--dry-run"), ("queue", "add")])
+def test_a_procedure_for_another_bench_is_refused_by_dry_runs_and_the_queue(
+    labpnn, lab_dirs, command
+):
+    verb, flag = command
+    args = (verb, "calibrate-vna", "--station", "optical-sim", "--dry-run") if verb == "run" else (
+        verb, flag, "calibrate-vna", "--station", "optical-sim")  # fmt: skip
+    res = labpnn(*args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "calibrate-vna runs on microwave benches, but station 'optical-sim' is an optical" in (
+        res.stderr
+    )

@@ -50,7 +50,7 @@ def ledger():
 def add(ledger):
     """``add(name, procedure, station, cron, created, **fields)``: a checked schedule."""
 
-    def make(name, procedure, station, cron, created, parameters=None, **fields):
+    def make(name, procedure, station, cron, created, parameters=None, check=True, **fields):
         sched = Schedule(
             name=name,
             procedure=procedure,
@@ -60,7 +60,7 @@ def add(ledger):
             created=created,
             **fields,
         )
-        return add_schedule(ledger, sched)
+        return add_schedule(ledger, sched, check=check)
 
     return make
 

@@ -94,6 +94,37 @@ def test_a_killed_scheduler_neither_repeats_the_running_firing_nor_loses_the_nex
     assert len(ledger.runs()) == 2  # nothing started twice
 
 
+def test_a_restarted_scheduler_still_stops_a_run_past_its_max_runtime(bench, add, ledger):
+    """systemd restarts a crashed scheduler; the night's run must keep its time limit."""
+    add("long", "slow-step", bench(), "0 2 * * *", at(1, 58), {"seconds": 120},
+        max_runtime_s=6.0)  # fmt: skip
+    first = _scheduler(at(2) - 1.0, 1.0)
+    try:
+        run = _wait_for(
+            lambda: [r for r in ledger.runs() if r["status"] == "running"], 20, "the run to start"
+        )[0]
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        first.stderr.close()
+    second = _scheduler(at(2) + 2.0, 1.0)
+    try:
+        _wait_for(
+            lambda: ledger.run(run["run_id"])["status"] != "running", 60, "the run to be stopped"
+        )
+        (firing,) = _wait_for(
+            lambda: [f for f in firings(ledger) if f["status"] != "running"], 20, "its firing"
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+        log = second.stderr.read().decode()
+        second.stderr.close()
+    assert ledger.run(run["run_id"])["status"] == "aborted", log
+    assert firing["status"] == "aborted", log
+    assert "stopped by the scheduler after its max runtime of 6 s" in firing["reason"], log
+
+
 def test_a_writer_killed_outside_swmr_mode_leaves_a_file_the_next_start_reopens(tmp_path, ledger):
     """The writer reopens its file without SWMR for each structural change (new dataset,
     checkpoint); a kill -9 in that moment used to leave a file nobody could open."""

@@ -85,13 +85,11 @@ def test_a_bad_schedule_is_refused_with_one_line_and_exit_code_2(bench, change, 
 
 def test_a_procedure_for_another_bench_kind_is_refused(bench, monkeypatch):
     import labpnn.catalog
+    from labpnn.procedure import LabProcedure
 
-    class OpticalOnly:
+    class OpticalOnly(LabProcedure):
+        name = "optical-only"
         bench_kinds = ("optical",)
-        _parameters: dict = {}
-
-        def set_parameter(self, key, value):
-            raise AssertionError
 
     monkeypatch.setitem(labpnn.catalog.PROCEDURES, "optical-only", "x:y")
     monkeypatch.setattr(labpnn.catalog, "procedure_class", lambda name: OpticalOnly)

@@ -245,3 +245,30 @@ def test_a_run_deaf_to_sigint_is_killed_and_its_station_made_safe(bench, add, le
     assert "after its max runtime of 5 s" in reason and "killed by signal 9" in reason
     state = station.parent / "night-optical.probe.state.json"
     assert json.loads(state.read_text()) == {"output": False}  # labpnn safe-off ran
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"cron": "0 2 31 2 *"}, "never fires"),
+        ({"misfire_grace_s": float("nan")}, "--grace must be a finite number"),
+        ({"lock_timeout_s": float("inf")}, "--lock-timeout must be a finite number"),
+        ({"max_runtime_s": float("nan")}, "--max-runtime must be a finite number"),
+    ],
+)
+def test_a_schedule_that_cannot_work_is_refused_when_added(bench, add, fields, message):
+    from labpnn.errors import BadInput
+
+    cron = fields.pop("cron", "0 2 * * *")
+    with pytest.raises(BadInput, match=message):
+        add("bad", "night-measure", bench(), cron, at(1), QUICK, **fields)
+
+
+def test_one_schedule_that_cannot_fire_does_not_stop_the_others(bench, add, ledger, scheduler_at):
+    station = bench()
+    add("good", "night-measure", station, "0 2 * * *", at(1), QUICK)
+    # stored before the check existed (or by hand): croniter finds no date for it
+    add("feb31", "night-measure", station, "0 2 31 2 *", at(1), QUICK, check=False)
+    scheduler_at(at(1, 59)).run(until=at(3))
+    assert statuses(ledger, "good") == [("completed", "")]
+    assert statuses(ledger, "feb31") == []
