@@ -21,6 +21,14 @@ import numpy as np
 
 from labpnn.errors import ConfigError, LimitError
 
+
+class UnknownSetting(ConfigError, KeyError):
+    """A setting name the driver does not have (a ConfigError: usually a typo in a station)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
 
@@ -115,7 +123,8 @@ class InstrumentSettings:
         for s in cls.SETTINGS:
             if s.name == name:
                 return s
-        raise KeyError(f"{cls.__name__} has no setting '{name}'")
+        known = ", ".join(sorted(x.name for x in cls.SETTINGS))
+        raise UnknownSetting(f"{cls.__name__} has no setting '{name}' (it has: {known})")
 
     def lab_limit(self, name: str) -> tuple[float, float] | None:
         return getattr(self, "_lab_limits", {}).get(name)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from labpnn import paths
-from labpnn.errors import BenchBusy, ConfigError, LabpnnError, RunAborted
+from labpnn.errors import BenchBusy, ConfigError, LabpnnError, LimitError, RunAborted
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
 # bench.simulation keys that say how a world is run, not which world it is (persistence key)
@@ -85,7 +85,12 @@ def resolve_driver(path: str, role: str = "?") -> type:
         raise ConfigError(f"instrument '{role}': driver '{path}' must be a dotted class path")
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, cls_name)
+        found = getattr(module, cls_name)
+        if not isinstance(found, type):
+            raise ConfigError(
+                f"instrument '{role}': driver '{path}' is a {type(found).__name__}, not a class"
+            )
+        return found
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise ConfigError(f"instrument '{role}': unknown driver class '{path}'") from None
@@ -168,9 +173,13 @@ class StationConfig:
         for role, spec in instruments.items():
             if not isinstance(spec, dict) or "driver" not in spec:
                 raise ConfigError(f"station '{self.name}': instrument '{role}' needs a 'driver'")
+            for key in ("limits", "settings", "expect"):
+                if not isinstance(spec.get(key) or {}, dict):
+                    raise ConfigError(
+                        f"station '{self.name}': instrument '{role}': '{key}' must be a mapping "
+                        f"(name: value, ...), got {type(spec[key]).__name__} {spec[key]!r}"
+                    )
             limits = spec.get("limits") or {}
-            if not isinstance(limits, dict):
-                raise ConfigError(f"instrument '{role}': 'limits' must be a mapping")
             self.instruments[role] = InstrumentConfig(
                 role=str(role),
                 driver=str(spec["driver"]),
@@ -222,6 +231,19 @@ class StationConfig:
                 probe._init_settings(inst.role, inst.limits)
                 for key, value in inst.settings.items():
                     probe.check(key, value)
+                # A bench sets some of them from its layout (bench.layout.vna: the sweep):
+                # out of range or past a lab limit is bad input before anything starts.
+                from_layout = self.bench.layout.get(inst.role)
+                if isinstance(from_layout, dict):
+                    known = {x.name for x in cls_.SETTINGS}
+                    for key, value in from_layout.items():
+                        if key in known:
+                            try:
+                                probe.check(key, value)
+                            except LimitError as exc:
+                                raise ConfigError(
+                                    f"bench.layout.{inst.role}.{key}: {exc}"
+                                ) from None
             if not inst.simulated and hasattr(cls_, "check_available"):
                 cls_.check_available(inst.options)
             kind = "simulated" if inst.simulated else "real"

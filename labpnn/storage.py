@@ -354,7 +354,20 @@ def open_run(path: str | os.PathLike) -> Any:
     try:
         return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
     except OSError:
+        pass
+    try:
         return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        from labpnn.errors import BadInput
+
+        if not os.path.exists(path):
+            raise BadInput(f"{path}: no such run file") from None
+        if not h5py.is_hdf5(path):
+            raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
+        raise BadInput(
+            f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
+            "rewrites it into a clean copy"
+        ) from None
 
 
 def attr_value(value: Any) -> Any:

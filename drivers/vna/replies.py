@@ -9,6 +9,7 @@ went wrong. These functions are fuzzed with hypothesis in the tests.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,15 @@ def parse_ieee_block(
     return check_values(values, command, n_values)
 
 
+# SCPI-99 sends NaN as 9.91E+37 and ±infinity as ±9.9E+37: numbers to float(), not data.
+SCPI_NOT_A_NUMBER = 9.9e37
+
+
+def _finite(values: Any) -> bool:
+    values = np.asarray(values, dtype=float)
+    return bool(np.all(np.isfinite(values)) and np.all(np.abs(values) < SCPI_NOT_A_NUMBER))
+
+
 def check_values(values: np.ndarray, command: str, n_values: int | None = None) -> np.ndarray:
     """The count and finiteness checks shared by the binary and ASCII paths."""
     if n_values and len(values) == 0:
@@ -85,10 +95,11 @@ def check_values(values: np.ndarray, command: str, n_values: int | None = None) 
             f"reply to '{command}' has {len(values)} values, expected {n_values} "
             "(truncated transfer, or the sweep settings changed on the instrument)"
         )
-    if not np.all(np.isfinite(values)):
+    if not _finite(values):
         raise InstrumentError(
-            f"reply to '{command}' contains non-finite values (NaN/Inf): wrong byte order "
-            "(FORM:BORD) or a corrupt transfer"
+            f"reply to '{command}' contains non-finite values (NaN/Inf, or SCPI's 9.91E37 "
+            "'not a number'): wrong byte order (FORM:BORD), a corrupt transfer, or an "
+            "overloaded receiver"
         )
     return values
 
@@ -139,7 +150,7 @@ def parse_number(reply: str | bytes, command: str) -> float:
         value = float(reply.strip())
     except ValueError:
         raise InstrumentError(f"reply to '{command}' is not a number: {_shown(reply)}") from None
-    if not np.isfinite(value):
+    if not _finite(value):
         raise InstrumentError(f"reply to '{command}' is not a finite number: {_shown(reply)}")
     return value
 

@@ -171,6 +171,13 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
                 value = parse_bool_reply(reply, command)
             else:
                 value = spec.kind(parse_number(reply, command))
+                if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+                    # e.g. an IFBW of 0 would divide the sweep-time estimate by zero
+                    raise InstrumentError(
+                        f"reply to '{command}' says {name}={value:g}{' ' + spec.unit if spec.unit else ''}, "
+                        f"which a {type(self).__name__} cannot be set to "
+                        f"({spec.range[0]:g}..{spec.range[1]:g}): a garbled reply?"
+                    )
         self._cache[name] = value
         return value
 

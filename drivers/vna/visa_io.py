@@ -119,6 +119,13 @@ class VisaExchange:
                 f"{self.label}: no reply to '{command}' within {waited:.3g} s. Is the "
                 "VNA on, not showing a dialog, and is the sweep shorter than the timeout?"
             )
+        if isinstance(exc, UnicodeDecodeError):
+            # line noise, a wrong baud/encoding, or a reply meant for another client
+            self._stale = True
+            return InstrumentError(
+                f"{self.label}: reply to '{command}' is not text (byte "
+                f"{exc.object[exc.start : exc.start + 1]!r} at position {exc.start})"
+            )
         if isinstance(exc, (pyvisa.errors.InvalidSession, OSError, EOFError)):
             return DeviceLost(
                 f"{self.label}: connection to {self.address} failed during '{command}': {exc}. "

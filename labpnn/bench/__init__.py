@@ -102,6 +102,15 @@ def check_layout(kind: str, layout: Any) -> None:
                 f"bench.layout.vna.{key}", value, "int" if integer else "number",
                 1 if integer else POSITIVE,
             )  # fmt: skip
+    if "start_hz" in vna or "stop_hz" in vna:
+        from labpnn.bench.microwave import DEFAULT_SWEEP
+
+        start = float(vna.get("start_hz", DEFAULT_SWEEP["start_hz"]))
+        stop = float(vna.get("stop_hz", DEFAULT_SWEEP["stop_hz"]))
+        if not start < stop:
+            raise ConfigError(
+                f"bench.layout.vna: start_hz ({start:g}) must be below stop_hz ({stop:g})"
+            )
 
 
 def _number(name: str, value: Any, integer: bool, low: float | None) -> float:

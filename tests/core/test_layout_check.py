@@ -119,3 +119,22 @@ def test_every_layout_key_the_code_reads_is_in_the_table():
         read = {key for f in files for key in pattern.findall((root / f).read_text())}
         assert read, kind
         assert read <= known[kind], (kind, sorted(read - known[kind]))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("bench.layout.vna.points=1", r"bench.layout.vna.points: vna: points=1 is outside"),
+        ("bench.layout.vna.power_dbm=10", r"power_dbm=10 dBm is outside the lab limit -40..0"),
+        ("bench.layout.vna.start_hz=3e9", r"start_hz \(3e\+09\) must be below stop_hz"),
+    ],
+)
+def test_a_sweep_the_vna_or_the_lab_refuses_is_bad_input_before_any_file(
+    labpnn, lab_dirs, override, message
+):
+    import re
+
+    res = labpnn("run", "map-metasurface", "--station", "microwave-sim", "--station-set", override)
+    assert res.returncode == 2, res.stderr
+    assert re.search(message, res.stderr), res.stderr
+    assert not list(lab_dirs[0].rglob("*.h5"))

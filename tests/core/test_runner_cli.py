@@ -247,3 +247,13 @@ def test_a_procedure_for_another_bench_is_refused_by_dry_runs_and_the_queue(
     assert "calibrate-vna runs on microwave benches, but station 'optical-sim' is an optical" in (
         res.stderr
     )
+
+
+@pytest.mark.parametrize("command", ["show", "report", "repair"])
+def test_a_file_that_is_not_hdf5_is_a_clear_error(labpnn, tmp_path, command):
+    bad = tmp_path / "notes.h5"
+    bad.write_text("not a run file")
+    res = labpnn(command, str(bad))
+    assert res.returncode == 2, res.stderr
+    assert "is not an HDF5 file, so not a labpnn run file" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -136,3 +136,21 @@ def _bare(cls):
     driver = cls.__new__(cls)
     driver.label = "vna"
     return driver
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"expect": ["Keysight"]}, "'expect' must be a mapping"),
+        ({"settings": ["power_dbm"]}, "'settings' must be a mapping"),
+        ({"settings": {"powr": 3}}, "has no setting 'powr' .it has: .*power_dbm"),
+        ({"driver": "os.path"}, "driver 'os.path' is a module, not a class"),
+    ],
+)
+def test_malformed_instrument_entries_are_config_errors_naming_the_problem(entry, message):
+    from labpnn.errors import ConfigError
+    from labpnn.station import StationConfig
+
+    vna = {"driver": "labpnn.drivers.vna.KeysightENA", "address": "TCPIP::x::SOCKET", **entry}
+    with pytest.raises(ConfigError, match=message):
+        StationConfig({"instruments": {"vna": vna}, "bench": {"kind": "microwave"}}, "s").check()

@@ -262,3 +262,27 @@ def test_connecting_to_nothing_is_a_clear_error():
     with pytest.raises(DeviceLost, match=r"TCPIP::127.0.0.1::9::SOCKET failed during '\*IDN\?'"):
         vna.identity()
     vna.close()
+
+
+def test_a_reply_that_is_not_text_names_the_command(tmp_path):
+    """Line noise (a byte no text encoding has) is an instrument error, not a UnicodeDecodeError."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_with_noise():
+        conn, _ = server.accept()
+        with conn:
+            while conn.recv(1024):
+                conn.sendall(b"1\xff\n")
+
+    threading.Thread(target=answer_with_noise, daemon=True).start()
+    vna = KeysightENA(address=f"TCPIP::127.0.0.1::{port}::SOCKET", timeout_s=1.0)
+    try:
+        with pytest.raises(InstrumentError, match=r"reply to '\*IDN\?' is not text"):
+            vna.identity()
+    finally:
+        vna.close()
+        server.close()

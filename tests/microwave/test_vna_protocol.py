@@ -343,3 +343,24 @@ def test_sweep_timeout_is_derived_from_the_sweep_time(family):
     expected = 3 * (1 / 1e4 + 20e-6)
     assert vna.expected_sweep_s() == pytest.approx(expected)
     assert vna.sweep_timeout_s() == pytest.approx(2.0 + 2 * expected)
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        ("0", r"says ifbw_hz=0 Hz, which a \w+ cannot be set to"),
+        ("9.91E37", "is not a finite number"),  # SCPI's 'not a number'
+    ],
+)
+def test_an_impossible_read_back_is_an_instrument_error_not_a_crash(family, reply, message):
+    ifbw = family["ifbw"]
+    with expected_protocol(family["cls"], [(f"{ifbw}?", reply)]) as vna:
+        with pytest.raises(InstrumentError, match=message):
+            vna.ifbw_hz  # noqa: B018 (the read is the test)
+
+
+def test_scpi_not_a_number_in_sweep_data_is_refused():
+    from labpnn.drivers.vna.replies import parse_ascii_values
+
+    with pytest.raises(InstrumentError, match="non-finite values"):
+        parse_ascii_values("0.1,9.91E+37,0.3", "CALC1:DATA:SDAT?", 3)
