@@ -81,12 +81,16 @@ def drift_points(registry: CalibrationRegistry, kind: str) -> list[DriftPoint]:
     """One point per calibration after the first (audio: one per calibration)."""
     history = registry.history(kind)
     points: list[DriftPoint] = []
-    previous: tuple[Calibration, dict[str, np.ndarray]] | None = None
+    earlier: list[tuple[Calibration, dict[str, np.ndarray]]] = []
     for cal in history:
         arrays = _arrays(cal)
         point = DriftPoint(cal.created, cal.id)
+        # compared with the newest earlier calibration of the same form: a one-off TM of
+        # another mode count or a one-port VNA calibration among two-port ones starts no
+        # comparison and breaks none
+        previous = next((e for e in reversed(earlier) if _same_form(kind, arrays, e[1])), None)
         if kind == "tm":
-            if previous is not None and "tm" in arrays and "tm" in previous[1]:
+            if previous is not None:
                 point.metrics["tm_correlation"] = tm_correlation(arrays["tm"], previous[1]["tm"])
         elif kind == "vna":
             if previous is not None:
@@ -109,8 +113,17 @@ def drift_points(registry: CalibrationRegistry, kind: str) -> list[DriftPoint]:
                     point.metrics["latency_change_samples"] = latency - before_latency
         if point.metrics:
             points.append(point)
-        previous = (cal, arrays)
+        earlier.append((cal, arrays))
     return points
+
+
+def _same_form(kind: str, now: dict[str, np.ndarray], before: dict[str, np.ndarray]) -> bool:
+    """Whether two calibrations of ``kind`` measure the same thing (same arrays, shapes)."""
+    if kind == "tm":
+        return "tm" in now and "tm" in before and np.shape(now["tm"]) == np.shape(before["tm"])
+    if kind == "vna":
+        return set(now) == set(before) and all(np.shape(now[k]) == np.shape(before[k]) for k in now)
+    return True
 
 
 def registry_for(ledger: Ledger, station: str) -> CalibrationRegistry:

@@ -74,8 +74,13 @@ def measure_latency(
     out_channel: str | int = "speaker",
     in_channel: str | int = "mic",
     progress: Progress | None = None,
+    on_call: Callable[[int, int, int, np.ndarray], None] | None = None,
 ) -> LatencyResult:
-    """Play a chirp ``n_calls`` times; cross-correlate the loopback to find each call's latency."""
+    """Play a chirp ``n_calls`` times; cross-correlate the loopback to find each call's latency.
+
+    ``on_call(call, latency, acoustic_delay, impulse_response)`` sees each call as it is
+    measured, so a run that is stopped half way keeps the calls it made.
+    """
     _require_sound(soundcard)
     fs = int(soundcard.samplerate)
     f_stop = f_stop_hz or 0.45 * fs
@@ -95,6 +100,8 @@ def measure_latency(
         latencies.append(latency)
         delays.append(int(np.argmax(np.abs(ir))))
         responses.append(ir)
+        if on_call is not None:
+            on_call(call, latency, delays[-1], ir)
         if progress is not None:
             progress(call + 1, n_calls)
     return LatencyResult(

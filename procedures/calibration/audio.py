@@ -46,16 +46,18 @@ class CalibrateAudio(LabProcedure):
         card = self.station["audio"]
         plan = self._plan(self.station.bench.layout)
         total = self.n_calls + self.n_average
+
+        def keep(call: int, lat: int, delay: int, ir: np.ndarray) -> None:
+            self.run.append_row(call=call, latency_samples=lat, acoustic_delay_samples=delay)
+            self.run.append_trace("impulse_response", ir.astype(np.float32))
+
         latency = measure_latency(
             card,
             n_calls=self.n_calls,
             amplitude=self.chirp_amplitude,
             progress=lambda i, n: self.progress(i, total, stage="latency"),
+            on_call=keep,
         )
-        for call, (lat, delay) in enumerate(
-            zip(latency.latency_samples, latency.acoustic_delay_samples)
-        ):
-            self.run.append_row(call=call, latency_samples=lat, acoustic_delay_samples=delay)
         transfer = transfer_function(
             card,
             plan.tones_hz,

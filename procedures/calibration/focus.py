@@ -22,6 +22,7 @@ from labpnn.procedures.calibration.optical_common import (
     dark_by_extrapolation,
     probe_patterns,
 )
+from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
 
 class ValidateFocus(LabProcedure):
@@ -46,9 +47,8 @@ class ValidateFocus(LabProcedure):
 
     def validate(self) -> None:
         super().validate()
-        self.calibration = self.registry.require("tm", "calibrate-tm")
-        if self.calibration.expired:
-            self.log.warning("the latest TM calibration has expired; focusing with it anyway")
+        if not auto_recalibrate_enabled(self):
+            self.registry.require("tm", "calibrate-tm")  # none at all: bad input, nothing starts
 
     def _blocked_cells(self, bench, active: np.ndarray) -> np.ndarray:
         blocked = bench.reference_mask.copy()
@@ -59,6 +59,9 @@ class ValidateFocus(LabProcedure):
 
     def execute(self) -> None:
         bench = make_bench(self.station)
+        # an expired TM is recorded (ledger event) or, with calibration.auto_recalibrate,
+        # measured again first on the bench this run holds
+        self.calibration = ensure_calibration(self, "tm", "calibrate-tm")
         arrays = self.calibration.arrays()
         tm, groups = arrays["tm"], arrays["groups"]
         if tuple(arrays["roi"]) != tuple(bench.camera.roi) or groups.shape != bench.macropixels:

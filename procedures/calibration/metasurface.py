@@ -89,6 +89,7 @@ class MapMetasurface(LabProcedure):
         per_config = traces.reshape(-1, n_repeats, traces.shape[-1]).mean(axis=1)
         ax = figure.add_subplot(1, 2, 1)
         im = ax.imshow(20 * np.log10(per_config + 1e-12), aspect="auto", cmap="viridis",
+                       interpolation="nearest",  # configurations are discrete rows
                        extent=(f_ghz[0], f_ghz[-1], len(per_config), 0))  # fmt: skip
         figure.colorbar(im, ax=ax, label="|S21| (dB)")
         ax.set_xlabel("frequency (GHz)")

@@ -93,13 +93,20 @@ class CalibrateVNA(LabProcedure):
     def plot_report(cls, f, figure) -> None:
         f_hz = f["calibration/error_terms/frequency_hz"][()]
         ax = figure.add_subplot(1, 2, 1)
-        for name in f["calibration/error_terms"]:
-            values = np.abs(f["calibration/error_terms"][name][()])
-            if name != "frequency_hz" and values.max() > 1e-6:  # skip terms that are zero
-                ax.plot(f_hz / 1e9, 20 * np.log10(values), label=name.replace("_", " "))
+        terms = [
+            (name, np.abs(f["calibration/error_terms"][name][()]))
+            for name in f["calibration/error_terms"]
+            if name != "frequency_hz"
+        ]
+        terms = [(n, v) for n, v in terms if v.max() > 1e-6]  # skip terms that are zero
+        # 12 two-port terms outgrow the 10-colour cycle: one colour each from tab20
+        colours = plt_colours(len(terms))
+        for (name, values), colour in zip(terms, colours):
+            ax.plot(f_hz / 1e9, 20 * np.log10(values), color=colour, label=name.replace("_", " "))
         ax.set_xlabel("frequency (GHz)")
         ax.set_ylabel("|error term| (dB)")
-        ax.legend(fontsize=6)
+        # below the axes: inside, 12 entries cover the noise-level switch terms
+        ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
         ax.set_title("error terms")
         ax = figure.add_subplot(1, 2, 2)
         corrected = f["traces/corrected"][-1]
@@ -108,3 +115,11 @@ class CalibrateVNA(LabProcedure):
         ax.set_xlabel("frequency (GHz)")
         ax.set_ylabel("|S21| dB" if column == 2 else "|S11| dB")
         ax.set_title("corrected device")
+
+
+def plt_colours(n: int) -> list:
+    """``n`` distinct colours (tab20, then repeating) for line plots with many series."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]

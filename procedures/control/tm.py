@@ -28,6 +28,7 @@ from labpnn.control.speckle_model import code_phases, phase_codes
 from labpnn.errors import BadInput
 from labpnn.procedure import FloatParameter, IntegerParameter
 from labpnn.procedures.control.common import ControlProcedure
+from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
 CHECKPOINT_FORMAT = "labpnn-control-tm/1"
 
@@ -76,15 +77,13 @@ class ControlTM(ControlProcedure):
         _macro, shape = self.layout_sizes()
         return 1 + int(self.n_iterations) * len(self.load_targets(shape)[0])
 
-    def _calibration(self) -> dict[str, np.ndarray]:
-        cal = self.registry.require("tm", "calibrate-tm")
-        if cal.expired:
-            self.log.warning("the latest TM (calibration %d) has expired; using it anyway", cal.id)
-        return cal.arrays()
-
     def validate(self) -> None:
         super().validate()
-        arrays = self._calibration()
+        if auto_recalibrate_enabled(self) and self.registry.latest("tm") is None:
+            return  # execute() calibrates first
+        self._check_tm(self.registry.require("tm", "calibrate-tm").arrays())
+
+    def _check_tm(self, arrays: dict[str, np.ndarray]) -> None:
         tm, groups = arrays["tm"], arrays.get("groups")
         macro, _shape = self.layout_sizes()
         roi = tuple(int(v) for v in self.station.bench.layout.get("camera_roi", (0, 0, 64, 64)))
@@ -112,7 +111,10 @@ class ControlTM(ControlProcedure):
         targets, names = self.load_targets(bench.pooled_shape)
         self.write_targets(targets, names)
         flat = targets.reshape(len(targets), -1)
-        arrays = self._calibration()
+        # an expired TM is recorded (ledger event) or, with calibration.auto_recalibrate,
+        # measured again first on the bench this run holds
+        arrays = ensure_calibration(self, "tm", "calibrate-tm").arrays()
+        self._check_tm(arrays)
         groups = arrays["groups"].reshape(-1)
         first = 0
         rows: list[dict[str, Any]] = []

@@ -179,3 +179,24 @@ def test_a_tm_measured_from_nan_frames_fails_and_is_not_registered(labpnn, lab_d
     focus = labpnn("run", "validate-focus", "--station", "optical-sim")
     assert focus.returncode == 2  # no TM to focus with: NaN phases never reach the SLM
     assert "calibrate-tm" in focus.stderr
+
+
+def test_validate_focus_with_auto_recalibrate_measures_the_missing_tm_first(labpnn, lab_dirs):
+    res = labpnn(
+        "run", "validate-focus", "--station", "optical-sim",
+        "--station-set", "calibration.auto_recalibrate=true",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    files = sorted(p.name for p in lab_dirs[0].rglob("*.h5"))
+    assert len(files) == 2 and "_then-calibrate-tm_" in files[1], files
+    again = labpnn("run", "validate-focus", "--station", "optical-sim")  # the TM is registered
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_tm_that_predicts_poorly_is_registered_with_a_warning(labpnn, lab_dirs):
+    res = labpnn(
+        "run", "calibrate-tm", "--station", "optical-sim", "--set", "n_modes=64",
+        "--station-set", "bench.simulation.drift_per_s=0.05",  # the fibre moves during it
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "the TM predicts held-out speckle with Pearson" in res.stderr

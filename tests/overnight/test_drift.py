@@ -78,6 +78,24 @@ def test_drift_metrics_of_every_kind_night_by_night(ledger, bench):
     assert au[-1].metrics["latency_change_samples"] == 1
 
 
+def test_a_one_off_calibration_of_another_form_breaks_no_series(registry, ledger, bench):
+    now = time.time()
+    rng = np.random.default_rng(2)
+    tm = rng.normal(size=(8, 16)) + 1j * rng.normal(size=(8, 16))
+    registry.save("tm", {"tm": tm}, created=now - 3 * DAY)
+    registry.save("tm", {"tm": tm[:, :4]}, created=now - 2 * DAY)  # n_modes=4 that night
+    registry.save("tm", {"tm": tm}, created=now - DAY)
+    (point,) = drift_points(registry, "tm")  # compared with the 16-mode TM two nights before
+    assert point.metrics["tm_correlation"] == pytest.approx(1.0)
+    mw = CalibrationRegistry.for_config(ledger, StationConfig.load(bench("m2", "microwave")))
+    two_port = {"directivity": np.ones(5), "load_match": np.ones(5)}
+    mw.save("vna", two_port, created=now - 3 * DAY)
+    mw.save("vna", {"directivity": np.ones(5)}, created=now - 2 * DAY)  # one-port
+    mw.save("vna", {k: 1.1 * v for k, v in two_port.items()}, created=now - DAY)
+    (point,) = drift_points(mw, "vna")
+    assert point.metrics["load_match"] == pytest.approx(0.1)
+
+
 def test_drift_command_prints_the_table_and_writes_the_png(ledger, bench, tmp_path):
     station = bench("night-optical", "optical")
     reg = CalibrationRegistry.for_config(ledger, StationConfig.load(station))
