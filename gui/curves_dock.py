@@ -92,7 +92,7 @@ class CurvesView(QWidget):
         )
         self.full_scale.setVisible(False)
         self.signal_plot.addItem(self.full_scale)
-        self.empty = QLabel("No curves: this run records no scalar columns (yet).")
+        self.empty = QLabel("No curves yet: they appear when a run records scalar columns.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: palette(mid);")
         layout = QVBoxLayout(self)

@@ -169,7 +169,8 @@ class Launcher(QWidget):
                 f"station's bench is {self.bench_kind}."
             )
         elif not self.form.is_valid():
-            problem = "Fix the highlighted parameters."
+            # the fields may be scrolled out of sight: name them
+            problem = f"Fix the highlighted parameters: {', '.join(self.form.errors())}."
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.queue_button.setEnabled(not problem)
@@ -196,5 +197,25 @@ class Launcher(QWidget):
         spec = self.spec()
         if spec is None:
             return False
+        problem = self.refusal(spec)
+        if problem:
+            # what the run would refuse at its start (n_modes that does not tile the SLM, ...)
+            self.problem.setText(problem)
+            self.problem.setVisible(True)
+            return False
         signal.emit(spec)
         return True
+
+    def refusal(self, spec: RunSpec) -> str:
+        """Why ``labpnn run`` would refuse this before starting, or ""."""
+        from labpnn.errors import BadInput
+        from labpnn.station import StationConfig
+
+        try:
+            procedure = self.procedures[spec.procedure]()
+            for key, value in spec.parameters.items():
+                procedure.set_parameter(key, value)
+            procedure.check_station_config(StationConfig.load(spec.station, spec.station_set))
+        except BadInput as exc:
+            return str(exc)
+        return ""

@@ -22,7 +22,14 @@ from pymeasure.experiment import (
     ListParameter,
 )
 from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 ERROR_STYLE = "QLineEdit { border: 2px solid #e53935; }"
 
@@ -135,14 +142,26 @@ class ParameterForm(QWidget):
             col = QVBoxLayout(box)
             col.setContentsMargins(0, 0, 0, 0)
             col.setSpacing(1)
-            col.addWidget(widget)
+            # the hint beside its field: two lines per parameter, not three, in a narrow dock
+            row = QHBoxLayout()
+            row.setSpacing(6)
+            row.addWidget(widget, 1)
             if hint.text() and not isinstance(spec, (BooleanParameter, ListParameter)):
-                col.addWidget(hint)
+                row.addWidget(hint)
+            col.addLayout(row)
             col.addWidget(error)
             label = QLabel(spec.name + (f" [{spec.units}]" if getattr(spec, "units", None) else ""))
             label.setToolTip(key)
             label.setWordWrap(True)
-            self._layout.addRow(label, box)
+            # one spanning row holding label and field: as a form label, a wrapped label kept
+            # QFormLayout's narrow label column (about 200 px) even with the dock wider
+            entry = QWidget()
+            stack = QVBoxLayout(entry)
+            stack.setContentsMargins(0, 0, 0, 2)
+            stack.setSpacing(1)
+            stack.addWidget(label)
+            stack.addWidget(box)
+            self._layout.addRow(entry)
         self.revalidate()
 
     def _make_input(self, key: str, spec: Any) -> QWidget:

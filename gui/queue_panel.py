@@ -96,6 +96,7 @@ class QueuePanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
         self._timer = QTimer(self)
         self._timer.setInterval(2000)
         self._timer.timeout.connect(self.reload)
@@ -138,6 +139,14 @@ class QueuePanel(QWidget):
         self.table.resizeColumnToContents(1)
         waiting = sum(1 for e in pending if e.state == "queued")
         self.summary.setText(f"{waiting} waiting" + (" · processing" if self.processing else ""))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Move and remove act on waiting entries only (a running one is the run's)."""
+        selected = self.selected_id()
+        waiting = any(e.id == selected and e.state == "queued" for e in self.entries)
+        for button in (self.up, self.down, self.remove):
+            button.setEnabled(waiting)
 
     def queued(self) -> list[QueueEntry]:
         return [e for e in self.entries if e.state == "queued"]

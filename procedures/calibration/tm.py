@@ -62,12 +62,13 @@ class CalibrateTM(LabProcedure):
         return Estimate(queries=frames, seconds=frames / rate,
                         note="at one frame per 60 Hz SLM refresh" if sim else "")  # fmt: skip
 
-    def validate(self) -> None:
-        super().validate()
+    def check_station_config(self, config) -> None:
+        """n_modes against the layout: refused by dry runs, the queue and schedules too."""
+        super().check_station_config(config)
         if self.n_modes & (self.n_modes - 1):
             raise BadInput(f"calibrate-tm: n_modes={self.n_modes} must be a power of two")
         try:
-            group_blocks(self._macropixels(self.station.bench.layout), self.n_modes)
+            group_blocks(self._macropixels(config.bench.layout), self.n_modes)
         except ValueError as exc:
             raise BadInput(f"calibrate-tm: {exc}") from None
 

@@ -270,3 +270,14 @@ def test_a_run_killed_from_outside_gets_safe_off_and_the_station_stays_put(make_
     assert any("died" in line and "safe-off" in line for line in window.log_view.lines)
     assert any("safe-off finished" in line for line in window.log_view.lines)
     assert window.station_panel.picker.isEnabled()
+
+
+def test_the_launcher_refuses_what_the_run_would_refuse_at_its_start(make_window, tmp_path):
+    window = make_window("optical-sim")
+    window.launcher.select("calibrate-tm")
+    window.launcher.form.set_text("n_modes", "4096")  # in range, but does not tile the SLM
+    assert window.launcher.form.errors() == {}
+    assert not window.run_from_launcher()
+    assert not window.controller.running
+    assert "n_modes=4096 does not tile the 16x16 macropixels" in window.launcher.problem.text()
+    assert window.launcher.problem.isVisible()
