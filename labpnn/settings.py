@@ -68,6 +68,21 @@ def _fmt(value: Any) -> str:
 _INJECTED = frozenset({"self", "label", "limits", "adapter", "backend", "clock", "connection"})
 
 
+def declared_options(cls: type) -> dict[str, Any] | None:
+    """The options a driver's constructor takes by name (its signature), or None if unreadable."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return None
+    return {
+        name: p
+        for name, p in parameters.items()
+        if name not in _INJECTED and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+
+
 def refuse_unknown_options(label: str, cls: type, options: Mapping[str, Any]) -> None:
     """A typo in the station file must not be silently ignored: name it and the known options.
 
@@ -109,6 +124,8 @@ class InstrumentSettings:
                     f"known settings: {', '.join(sorted(known)) or 'none'}"
                 )
             try:
+                if isinstance(bounds, (str, bytes)):  # "05" would iterate as 0..5
+                    raise TypeError(bounds)
                 lo, hi = (float(b) for b in bounds)
             except (TypeError, ValueError):
                 raise ConfigError(

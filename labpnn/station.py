@@ -79,6 +79,58 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+# What a station file may hold; anything else is a typo that would silently do nothing.
+STATION_KEYS = {"name", "instruments", "bench", "calibration", "description"}
+BENCH_KEYS = {"kind", "layout", "simulation"}
+KNOWN_BENCH_KINDS = ("acoustic", "microwave", "optical")
+# driver options annotated as plain numbers: a string there is a typo, not a value
+NUMBER_ANNOTATIONS = {"float", "int", "float|None", "int|None"}
+
+
+def _refuse_unknown_keys(where: str, mapping: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(map(str, mapping)) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def _refuse_near_miss_kind(kind: str) -> None:
+    """'microwav' is a typo of a known bench; a lab's own kind (far from all) is allowed."""
+    import difflib
+
+    if kind not in KNOWN_BENCH_KINDS:
+        close = difflib.get_close_matches(kind, KNOWN_BENCH_KINDS, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"bench.kind '{kind}' is not a bench kind; did you mean '{close[0]}'?"
+            )
+
+
+def _check_options(inst: InstrumentConfig, cls_: type) -> None:
+    """Option names and number types from the driver's signature, before connecting."""
+    import numbers
+
+    from labpnn.settings import declared_options, refuse_unknown_options
+
+    params = declared_options(cls_)
+    if params is None:
+        return  # a driver without a signature we can read (an SDK class)
+    unknown = {k: v for k, v in inst.options.items() if k not in params}
+    refuse_unknown_options(inst.role, cls_, unknown)
+    for key, value in inst.options.items():
+        annotation = params[key].annotation
+        if isinstance(annotation, type):
+            annotation = annotation.__name__
+        numeric = str(annotation).replace(" ", "") in NUMBER_ANNOTATIONS
+        if value is None or not (numeric or "timeout" in key):
+            continue
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise ConfigError(f"{inst.role}: option {key}={value!r} must be a number")
+        if "timeout" in key and not value > 0:
+            raise ConfigError(f"{inst.role}: option {key}={value!r} must be more than 0 s")
+
+
 def resolve_driver(path: str, role: str = "?") -> type:
     module_name, _, cls_name = str(path).rpartition(".")
     if not module_name:
@@ -166,6 +218,7 @@ class StationConfig:
         self.raw = raw
         self.name = str(raw.get("name") or name)
         self.source = source
+        _refuse_unknown_keys(f"station '{self.name}'", raw, STATION_KEYS)
         instruments = raw.get("instruments")
         if not isinstance(instruments, dict) or not instruments:
             raise ConfigError(f"station '{self.name}': 'instruments' must map roles to drivers")
@@ -192,6 +245,8 @@ class StationConfig:
         bench = raw.get("bench") or {}
         if not isinstance(bench, dict) or "kind" not in bench:
             raise ConfigError(f"station '{self.name}': 'bench' needs a 'kind'")
+        _refuse_unknown_keys(f"station '{self.name}': bench", bench, BENCH_KEYS)
+        _refuse_near_miss_kind(str(bench["kind"]))
         self.bench = BenchConfig(
             kind=str(bench["kind"]),
             layout=dict(bench.get("layout") or {}),
@@ -226,6 +281,7 @@ class StationConfig:
         notes = []
         for inst in self.instruments.values():
             cls_ = inst.driver_class()
+            _check_options(inst, cls_)
             if issubclass(cls_, InstrumentSettings):
                 probe = cls_.__new__(cls_)
                 probe._init_settings(inst.role, inst.limits)

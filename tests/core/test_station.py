@@ -154,3 +154,40 @@ def test_malformed_instrument_entries_are_config_errors_naming_the_problem(entry
     vna = {"driver": "labpnn.drivers.vna.KeysightENA", "address": "TCPIP::x::SOCKET", **entry}
     with pytest.raises(ConfigError, match=message):
         StationConfig({"instruments": {"vna": vna}, "bench": {"kind": "microwave"}}, "s").check()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["instruments"]["vna"].update(adress="x"), "unknown option.s. adress"),
+        (lambda r: r["instruments"]["vna"].update(timeout_s="five"), "timeout_s='five' must be a number"),
+        (lambda r: r["instruments"]["vna"].update(timeout_s=-1), "timeout_s=-1 must be more than 0 s"),
+        (lambda r: r["instruments"]["vna"].update(limits={"power_dbm": "05"}), "must be .low, high."),
+        (lambda r: r.update(foo=1), r"unknown key\(s\) foo"),
+        (lambda r: r["bench"].update(layoutt={}), r"bench: unknown key\(s\) layoutt"),
+        (lambda r: r["bench"].update(kind="microwav"), "did you mean 'microwave'"),
+    ],
+)  # fmt: skip
+def test_station_check_catches_typos_of_a_real_station_before_connecting(change, message):
+    from labpnn.errors import ConfigError
+    from labpnn.station import StationConfig
+
+    raw = {
+        "instruments": {
+            "vna": {"driver": "labpnn.drivers.vna.KeysightENA", "address": "TCPIP::x::SOCKET"}
+        },
+        "bench": {"kind": "microwave"},
+    }
+    change(raw)
+    with pytest.raises(ConfigError, match=message):
+        StationConfig(raw, "typos").check()
+
+
+def test_a_lab_s_own_bench_kind_is_still_allowed():
+    from labpnn.station import StationConfig
+
+    raw = {
+        "instruments": {"d": {"driver": "tests.core.fakes.FakeDetector"}},
+        "bench": {"kind": "fake"},
+    }
+    StationConfig(raw, "own")  # far from every known kind: no "did you mean"
