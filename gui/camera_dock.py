@@ -232,7 +232,8 @@ class CameraView(QWidget):
         self._levels = None
         self._slow_pending = False  # a pending redraw would bring the old info line back
         self.image.clear()
-        self.hist.imageChanged()  # the histogram of the last frame goes too
+        self.hist.plot.setData([], [])  # the last frame's histogram goes too (imageChanged
+        # returns early without an image)
         self.saturation.setVisible(False)
         self.rate = FrameRate()
         self.info.setText("no frame yet")

@@ -170,7 +170,8 @@ class Launcher(QWidget):
             )
         elif not self.form.is_valid():
             # the fields may be scrolled out of sight: name them
-            problem = f"Fix the highlighted parameters: {', '.join(self.form.errors())}."
+            names = [self.form.specs[k].name for k in self.form.errors()]
+            problem = f"Fix the highlighted parameters: {'; '.join(names)}."
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.queue_button.setEnabled(not problem)
@@ -215,7 +216,11 @@ class Launcher(QWidget):
             procedure = self.procedures[spec.procedure]()
             for key, value in spec.parameters.items():
                 procedure.set_parameter(key, value)
-            procedure.check_station_config(StationConfig.load(spec.station, spec.station_set))
+            config = StationConfig.load(spec.station, spec.station_set)
+            config.check()
+            procedure.check_station_config(config)
         except BadInput as exc:
             return str(exc)
+        except Exception as exc:  # a procedure's own check tripping over a value: say so
+            return f"cannot check this run before starting it: {type(exc).__name__}: {exc}"
         return ""

@@ -394,8 +394,8 @@ class MainWindow(QMainWindow):
             "" if self.pause_button.isEnabled() else "this procedure cannot be paused"
         )
         self.progress.setVisible(running)
-        self.statusBar().clearMessage()  # a warning about the last run must not outlive it
         if running:
+            self.statusBar().clearMessage()  # a warning about the last run must not outlive it
             self.progress.setValue(0)
             for view in (self.camera, self.curves, self.slm, self.trace):
                 view.clear()

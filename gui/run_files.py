@@ -94,7 +94,7 @@ def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -
             for group, target in (("frames", info.frames), ("traces", info.traces)):
                 if group in f:
                     for name, ds in f[group].items():
-                        if not name.endswith("_t"):
+                        if not name.endswith(("_t", "_x")):  # time stamps and x axes
                             target[name] = tuple(ds.shape)
             if columns:
                 info.columns = read_columns(f)

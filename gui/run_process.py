@@ -148,6 +148,7 @@ class RunProcess(QObject):
     def _kill_if_lingering(self) -> None:
         if self.is_running():
             self.output.emit("the run process did not exit after its end record; killing it")
+            self._safe_off_started = True  # its end record says the instruments are safe
             self.kill()
 
     def kill(self) -> None:
@@ -207,7 +208,10 @@ class RunProcess(QObject):
         if running or self.safe_off is not None or self.status not in ("running", "starting"):
             return  # the next run may only start once safe-off has left the bench
         status = "crashed" if self.killed else status_of_exit(self.popen.returncode)
-        if status == "crashed" and not self._safe_off_started:
+        # No end record in the ledger means no safe state either (on Windows a process
+        # killed from outside exits with a code >= 0, so the status alone cannot tell)
+        died = status == "crashed" or (bool(self.run_id) and not self._ledger_says_ended())
+        if died and not self._safe_off_started:
             # Killed from outside (OOM killer, kill -9): it never reached its safe state.
             self.output.emit(
                 f"the run process died (exit {self.popen.returncode}) without stopping its "

@@ -300,14 +300,17 @@ def show(run_file, as_json) -> None:
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 def repair(run_file) -> None:
     """Rewrite a file whose writer died into a clean file with the ledger's status."""
-    from labpnn.storage import read_run
+    from labpnn.storage import UnreadableRunFile, read_run
     from labpnn.storage import repair as repair_file
 
     row = _ledger_status(run_file)
     status = row["status"] if row else "crashed"
     if status == "running":
         _fail(f"{run_file} belongs to a run that is still running", 2)
-    info = read_run(run_file, with_columns=False)
+    try:
+        info = read_run(run_file, with_columns=False)
+    except UnreadableRunFile:
+        info = {}  # killed inside a structural change: exactly what repair is for
     if info.get("status") not in ("running", None) and info.get("status") == status:
         click.echo(f"{run_file} is already clean (status {status})")
         return

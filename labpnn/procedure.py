@@ -113,7 +113,11 @@ class LabProcedure(Procedure):
         return Estimate(queries=0, seconds=0.0, note="no estimate for this procedure")
 
     def check_station_config(self, config: Any) -> None:
-        """What can be checked before connecting (runs, dry runs, queue and schedule entries)."""
+        """What can be checked before connecting: the one preflight of runs, dry runs, queue
+        and schedule entries and the GUI launcher (a subclass adds its own after ``super()``)."""
+        from labpnn.bench import check_layout
+
+        check_layout(config.bench.kind, config.bench.layout)
         if self.bench_kinds and config.bench.kind not in self.bench_kinds:
             raise BadInput(
                 f"{self.name} runs on {'/'.join(self.bench_kinds)} benches, but station "

@@ -445,4 +445,6 @@ def check_entry(
             params={k: format_value(v) for k, v in parameters.items()},
         )
     )
-    built.check_station_config(StationConfig.load(station, list(station_set)))
+    config = StationConfig.load(station, list(station_set))
+    config.check()
+    built.check_station_config(config)

@@ -52,11 +52,13 @@ def _generic(f: Any, figure: Any) -> None:
     ax.set_xlabel(x_name or "row")
 
 
-def _missing(exc: Exception) -> str:
+def _why_not(exc: Exception) -> str:
     text = str(exc.args[0]) if exc.args else type(exc).__name__
+    if not isinstance(exc, KeyError):
+        return f"what this run kept cannot be drawn that way ({type(exc).__name__}: {text})"
     if "doesn't exist" in text and "'" in text:  # h5py: "... (object 'tm' doesn't exist)"
-        return f"'{text.split(chr(39))[1]}'"
-    return text
+        text = f"'{text.split(chr(39))[1]}'"
+    return f"this run did not write {text}"
 
 
 def _kept(f: Any) -> str:
@@ -102,8 +104,7 @@ def make_report(run_file: str | os.PathLike, output: str | os.PathLike | None = 
                 figure.clf()
                 figure.suptitle(
                     f"{name} on {f.attrs.get('station', '?')} — {status}  ({run_file.name})\n"
-                    f"no {name} report: this run did not write {_missing(exc)}; "
-                    f"kept: {_kept(f)}",
+                    f"no {name} report: {_why_not(exc)}; kept: {_kept(f)}",
                     fontsize=10,
                 )
                 _generic(f, figure)

@@ -275,12 +275,9 @@ def _execute(
     try:
         config = StationConfig.load(station_name, req.station_set)
         config.check()
-        # Before anything connects: a misspelt layout key is bad input, not a failed run.
-        # (Every bench checks it again when it becomes a PhysicalLayer.)
-        from labpnn.bench import check_layout
-
-        check_layout(config.bench.kind, config.bench.layout)
-        procedure.check_station_config(config)  # a dry run says it too
+        # Before anything connects (a dry run too): a misspelt layout key, another bench
+        # kind or n_modes that does not tile the SLM is bad input, not a failed run.
+        procedure.check_station_config(config)
         if req.resume_file:
             # Before anything connects: a run file without a checkpoint, or a resume that
             # would change what the checkpoint was trained with, is bad input.

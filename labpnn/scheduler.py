@@ -220,6 +220,15 @@ class Launch:
     killed: bool = False
     note: str = ""  # added to the reason, e.g. "stopped after its max runtime"
     linked: bool = False  # a queue entry knows its run id
+    pid: int | None = None  # a run an earlier scheduler process started (no Popen here)
+
+
+def _signal(launch: Launch, sig: int) -> None:
+    with contextlib.suppress(OSError, ProcessLookupError):
+        if launch.proc is not None:
+            launch.proc.send_signal(sig)
+        elif launch.pid:
+            os.kill(launch.pid, sig)
 
 
 class Scheduler:
@@ -252,8 +261,8 @@ class Scheduler:
         self.ledger = Ledger()
         self.launches: dict[str, Launch] = {}
         self.orphans = 0  # runs started by an earlier scheduler process, still going
-        # orphans stopped for their max runtime: firing id -> (monotonic time, note)
-        self._orphan_stops: dict[int, tuple[float, str]] = {}
+        # runs of an earlier scheduler process whose max runtime is kept: firing id -> launch
+        self._orphan_limits: dict[int, Launch] = {}
         self._broken: dict[str, str] = {}  # schedules that cannot fire: name -> reason
         self.queue_done: list[dict[str, Any]] = []
         self._daemon_lock: Any = None
@@ -321,6 +330,7 @@ class Scheduler:
             try:
                 self._fire(sched, now)
                 wake = min(wake, next_due(sched.cron, now))
+                self._broken.pop(sched.name, None)  # mended: a recurrence is logged again
             except Exception as exc:  # one broken schedule must not stop the others
                 self._broken_schedule(sched, exc)
         if self.run_queue:
@@ -488,7 +498,7 @@ class Scheduler:
             tag = f"schedule:{row['schedule']}#{row['id']}"
             if self._orphan_alive(str(lock_path), row["pid"], tag):
                 self.orphans += 1
-                self._limit_orphan(row)
+                self._watch_orphan(row, tag, lock_path, log_path)
                 continue  # its run goes on; look again next pass
             if not log_path.exists():
                 self._record(
@@ -499,7 +509,8 @@ class Scheduler:
                     None,
                 )
             else:
-                note = self._orphan_stops.pop(row["id"], (0.0, ""))[1]
+                watched = self._orphan_limits.pop(row["id"], None)
+                note = watched.note if watched is not None else ""
                 self._finish("firing", row["id"], tag, None, str(log_path), note)
             with contextlib.suppress(OSError):
                 lock_path.unlink()
@@ -514,38 +525,23 @@ class Scheduler:
             with contextlib.suppress(OSError):
                 lock.unlink()
 
-    def _limit_orphan(self, row: Any) -> None:
-        """``max_runtime_s`` for a run an earlier scheduler process started.
+    def _watch_orphan(self, row: Any, tag: str, lock_path: Path, log_path: Path) -> None:
+        """Keep ``max_runtime_s`` for a run an earlier scheduler process started.
 
-        A scheduler restarted by systemd must not drop the limit of the night's run: stop it
-        (SIGINT, the run's own clean stop), kill it after the grace, then make its station safe.
+        A scheduler restarted by systemd must not drop the limit of the night's run:
+        :meth:`_enforce_runtime` treats it like its own launches, by pid.
         """
-        sched = get_schedule(self.ledger, row["schedule"])
-        pid = row["pid"]
-        if sched is None or sched.max_runtime_s is None or not pid or not row["fired"]:
+        if row["id"] in self._orphan_limits:
             return
-        elapsed = self.clock.now() - float(row["fired"])  # "fired" is on this clock
-        stop = self._orphan_stops.get(row["id"])
-        if stop is None and elapsed > sched.max_runtime_s:
-            log.warning(
-                "schedule:%s#%s (started by an earlier scheduler) ran for %.0f s, longer "
-                "than its %g s: stopping it", row["schedule"], row["id"], elapsed,
-                sched.max_runtime_s,
-            )  # fmt: skip
-            note = f"stopped by the scheduler after its max runtime of {sched.max_runtime_s:g} s"
-            self._orphan_stops[row["id"]] = (time.monotonic(), note)
-            sig = signal.SIGINT if os.name == "posix" else signal.CTRL_BREAK_EVENT
-            with contextlib.suppress(OSError):
-                os.kill(pid, sig)
-        elif stop is not None and 0 < stop[0] and time.monotonic() - stop[0] > self.abort_grace_s:
-            log.error(
-                "schedule:%s#%s did not stop within %g s: killing it and making %s safe",
-                row["schedule"], row["id"], self.abort_grace_s, sched.station,
-            )  # fmt: skip
-            self._orphan_stops[row["id"]] = (0.0, stop[1])  # killed: do not kill again
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
-            self.safe_off(sched.station)
+        sched = get_schedule(self.ledger, row["schedule"])
+        if sched is None or sched.max_runtime_s is None or not row["pid"] or not row["fired"]:
+            return
+        ran_s = max(0.0, self.clock.now() - float(row["fired"]))  # "fired" is on this clock
+        self._orphan_limits[row["id"]] = Launch(
+            kind="firing", key=row["id"], tag=tag, station=sched.station, proc=None,
+            lock_path=lock_path, log_path=log_path, started_mono=time.monotonic() - ran_s,
+            max_runtime_s=sched.max_runtime_s, pid=int(row["pid"]),
+        )  # fmt: skip
 
     def _orphan_alive(self, lock_path: str, pid: int | None, tag: str) -> bool:
         """Whether a run started by an earlier scheduler process is still going."""
@@ -616,8 +612,8 @@ class Scheduler:
 
     def _enforce_runtime(self) -> None:
         """A run past its schedule's ``max_runtime_s`` is stopped, then killed, then made safe."""
-        for launch in self.launches.values():
-            if launch.max_runtime_s is None or launch.proc is None:
+        for launch in [*self.launches.values(), *self._orphan_limits.values()]:
+            if launch.max_runtime_s is None or (launch.proc is None and launch.pid is None):
                 continue
             elapsed = time.monotonic() - launch.started_mono
             if launch.interrupted_mono is None and elapsed > launch.max_runtime_s:
@@ -631,9 +627,7 @@ class Scheduler:
                     f"stopped by the scheduler after its max runtime of {launch.max_runtime_s:g} s"
                 )
                 launch.interrupted_mono = time.monotonic()
-                sig = signal.SIGINT if os.name == "posix" else signal.CTRL_BREAK_EVENT
-                with contextlib.suppress(OSError):
-                    launch.proc.send_signal(sig)
+                _signal(launch, signal.SIGINT if os.name == "posix" else signal.CTRL_BREAK_EVENT)
             elif (
                 launch.interrupted_mono is not None
                 and not launch.killed
@@ -646,9 +640,12 @@ class Scheduler:
                     launch.station,
                 )
                 launch.killed = True
-                with contextlib.suppress(OSError):
-                    launch.proc.kill()
-                launch.proc.wait(timeout=30)
+                if launch.proc is not None:
+                    with contextlib.suppress(OSError):
+                        launch.proc.kill()
+                    launch.proc.wait(timeout=30)
+                else:
+                    _signal(launch, signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
                 self.safe_off(launch.station)
 
     def safe_off(self, station: str) -> None:

@@ -90,13 +90,7 @@ def refuse_unknown_options(label: str, cls: type, options: Mapping[str, Any]) ->
     """
     if not options:
         return
-    import inspect
-
-    known = [
-        name
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if name not in _INJECTED and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    ]
+    known = list(declared_options(cls) or {})
     raise ConfigError(
         f"{label}: unknown option(s) {', '.join(sorted(options))} for {cls.__name__}; "
         f"known: {', '.join(known)}"

@@ -7,6 +7,7 @@ Layout (``format_version`` 1)::
     /results/<col>    one resizable 1-D dataset per scalar column (step, loss, ...)
     /frames/<name>    N x H x W camera frames, with /frames/<name>_t timestamps (s)
     /traces/<name>    N x ... traces (VNA sweeps, audio), with /traces/<name>_t
+                      (and /traces/<name>_x, its x values with a unit, if the run set one)
     /calibration/...  arrays a calibration produced (e.g. the TM)
     /checkpoints/latest   tensors as datasets (never pickle) + attrs (JSON meta)
     /log              compound (t, level, message): the run's log
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from labpnn import FORMAT_VERSION
+from labpnn.errors import BadInput
 
 LOG_DTYPE = np.dtype([("t", "f8"), ("level", "S8"), ("message", "S480")])
 STATUSES = ("queued", "running", "completed", "aborted", "failed", "crashed", "missed")
@@ -345,6 +347,10 @@ class RunWriter:
 
 
 # -- reading -------------------------------------------------------------------------
+class UnreadableRunFile(BadInput):
+    """An HDF5 run file HDF5 will not open, e.g. killed inside a structural change."""
+
+
 def open_run(path: str | os.PathLike) -> Any:
     """Open a run file for reading, also while it is written or after its writer died."""
     import h5py
@@ -358,13 +364,11 @@ def open_run(path: str | os.PathLike) -> Any:
     try:
         return h5py.File(path, "r", locking=False)
     except OSError as exc:
-        from labpnn.errors import BadInput
-
         if not os.path.exists(path):
             raise BadInput(f"{path}: no such run file") from None
         if not h5py.is_hdf5(path):
             raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
-        raise BadInput(
+        raise UnreadableRunFile(
             f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
             "rewrites it into a clean copy"
         ) from None
@@ -399,7 +403,11 @@ def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, An
         if with_columns and "results" in f:
             info["results"] = {k: f["results"][k][()] for k in f["results"]}
         info["frames"] = {k: f["frames"][k].shape for k in f["frames"]} if "frames" in f else {}
-        info["traces"] = {k: f["traces"][k].shape for k in f["traces"]} if "traces" in f else {}
+        info["traces"] = (
+            {k: f["traces"][k].shape for k in f["traces"] if not k.endswith(("_t", "_x"))}
+            if "traces" in f
+            else {}
+        )
         if "log" in f:
             info["log"] = [
                 (float(r["t"]), r["level"].decode(), r["message"].decode("utf-8", "replace"))
@@ -428,7 +436,7 @@ def repair(path: str | os.PathLike, status: str) -> Path:
     tmp = path.with_suffix(".repair.h5")
     try:
         open_run(path).close()
-    except OSError:
+    except (OSError, UnreadableRunFile):
         # Killed inside a structural change (no SWMR at that instant): the superblock
         # still says "open for writing". Its writer is dead, so clearing it is safe.
         clear_status_flags(path)

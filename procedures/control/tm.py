@@ -79,11 +79,11 @@ class ControlTM(ControlProcedure):
 
     def validate(self) -> None:
         super().validate()
-        if auto_recalibrate_enabled(self) and self.registry.latest("tm") is None:
-            return  # execute() calibrates first
-        self._check_tm(self.registry.require("tm", "calibrate-tm").arrays())
+        if auto_recalibrate_enabled(self):
+            return  # execute() gets a TM (measured again if need be) and checks it there
+        self._check_tm(self.registry.require("tm", "calibrate-tm").arrays(), warn=False)
 
-    def _check_tm(self, arrays: dict[str, np.ndarray]) -> None:
+    def _check_tm(self, arrays: dict[str, np.ndarray], warn: bool = True) -> None:
         tm, groups = arrays["tm"], arrays.get("groups")
         macro, _shape = self.layout_sizes()
         roi = tuple(int(v) for v in self.station.bench.layout.get("camera_roi", (0, 0, 64, 64)))
@@ -99,7 +99,7 @@ class ControlTM(ControlProcedure):
                 f"control-tm: the TM in the registry does not map the {macro[0]}x{macro[1]} "
                 "macropixels; run calibrate-tm again on this station"
             )
-        if tm.shape[1] < groups.size:
+        if warn and tm.shape[1] < groups.size:
             self.log.warning(
                 "the TM has %d modes for %d macropixels: control uses blocks of macropixels",
                 tm.shape[1], groups.size,

@@ -219,17 +219,25 @@ def test_ctrl_c_while_waiting_for_a_busy_bench_stops_at_once_without_touching_it
     from labpnn.station import Station, StationConfig, hold_locks
 
     config = StationConfig.load(str(FAKE))
-    with hold_locks(Station(config).lock_paths(), 0, "gui"):  # another run holds the bench
+    errors = lab_dirs[1] / "stderr.txt"
+    with hold_locks(Station(config).lock_paths(), 0, "gui"), open(errors, "w") as sink:
         proc = subprocess.Popen(
-            labpnn_cmd("run", "count-frames", "--station", str(FAKE), "--lock-timeout", "120"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            labpnn_cmd("run", "count-frames", "--station", str(FAKE), "--lock-timeout", "300"),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
             text=True,
         )
-        time.sleep(2.0)  # started and waiting for the lock
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)  # not the 120 s of --lock-timeout
+        try:
+            deadline = time.monotonic() + 120
+            while "bench busy: waiting up to" not in errors.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, errors.read_text()
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)  # not the 300 s of --lock-timeout
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    err = errors.read_text()
     assert proc.returncode == 130, err
     assert "stopped while waiting for the bench; nothing was started" in err
     assert not h5_files(lab_dirs[0])

@@ -165,7 +165,6 @@ def test_malformed_instrument_entries_are_config_errors_naming_the_problem(entry
         (lambda r: r["instruments"]["vna"].update(limits={"power_dbm": "05"}), "must be .low, high."),
         (lambda r: r.update(foo=1), r"unknown key\(s\) foo"),
         (lambda r: r["bench"].update(layoutt={}), r"bench: unknown key\(s\) layoutt"),
-        (lambda r: r["bench"].update(kind="microwav"), "did you mean 'microwave'"),
     ],
 )  # fmt: skip
 def test_station_check_catches_typos_of_a_real_station_before_connecting(change, message):
@@ -181,13 +180,3 @@ def test_station_check_catches_typos_of_a_real_station_before_connecting(change,
     change(raw)
     with pytest.raises(ConfigError, match=message):
         StationConfig(raw, "typos").check()
-
-
-def test_a_lab_s_own_bench_kind_is_still_allowed():
-    from labpnn.station import StationConfig
-
-    raw = {
-        "instruments": {"d": {"driver": "tests.core.fakes.FakeDetector"}},
-        "bench": {"kind": "fake"},
-    }
-    StationConfig(raw, "own")  # far from every known kind: no "did you mean"

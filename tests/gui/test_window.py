@@ -281,3 +281,11 @@ def test_the_launcher_refuses_what_the_run_would_refuse_at_its_start(make_window
     assert not window.controller.running
     assert "n_modes=4096 does not tile the 16x16 macropixels" in window.launcher.problem.text()
     assert window.launcher.problem.isVisible()
+
+
+def test_the_reason_a_run_failed_stays_in_the_status_bar_after_it_ends(make_window):
+    window = make_window(str(FAKE_STATION))
+    window._set_running(True, window.launcher.spec() or type("S", (), {"procedure": "p"})())
+    window.say("warning", "gui-steps: failed: the detector vanished")  # as the controller does
+    window._run_ended("failed", "")
+    assert "the detector vanished" in window.statusBar().currentMessage()

@@ -188,11 +188,9 @@ def _safe_off(station) -> subprocess.CompletedProcess:
     )
 
 
-def _microwave_station(path, vna_address, port, metasurface_first=False, vna_settings=None):
+def _microwave_station(path, vna_address, port, metasurface_first=False):
     """A real-driver microwave station file pointing at ``vna_address`` and serial ``port``."""
     vna = {"driver": "labpnn.drivers.vna.KeysightENA", "address": vna_address, "timeout_s": 5}
-    if vna_settings:
-        vna["settings"] = vna_settings
     surface = {
         "driver": "labpnn.drivers.metasurface.MetasurfaceController",
         "port": port,
@@ -242,11 +240,10 @@ def test_safe_off_still_switches_rf_off_when_another_instrument_is_unplugged(
     import pyvisa
 
     vna_address, _ = mock_vna_and_metasurface
-    # the metasurface is opened first and fails: that must not stop the VNA's safe state;
-    # the station's settings (RF on) are not re-applied by safe-off
+    # the metasurface is opened first and fails: that must not stop the VNA's safe state
     station = _microwave_station(
         tmp_path / "mw-unplugged.yaml", vna_address, str(tmp_path / "ttyUSB-unplugged"),
-        metasurface_first=True, vna_settings={"rf_on": True},
+        metasurface_first=True,
     )  # fmt: skip
     vna = pyvisa.ResourceManager("@py").open_resource(
         vna_address, read_termination="\n", write_termination="\n"

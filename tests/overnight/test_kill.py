@@ -125,14 +125,8 @@ def test_a_restarted_scheduler_still_stops_a_run_past_its_max_runtime(bench, add
     assert "stopped by the scheduler after its max runtime of 6 s" in firing["reason"], log
 
 
-def test_a_writer_killed_outside_swmr_mode_leaves_a_file_the_next_start_reopens(tmp_path, ledger):
-    """The writer reopens its file without SWMR for each structural change (new dataset,
-    checkpoint); a kill -9 in that moment used to leave a file nobody could open."""
-    import h5py
-
-    from labpnn.h5clear import status_flags
-
-    path = tmp_path / "run.h5"
+def _killed_mid_restructure(path):
+    """A run file whose writer was killed while it had the file open without SWMR."""
     code = f"""
 import os, signal, h5py, numpy as np
 with h5py.File({str(path)!r}, "w", libver="latest") as f:
@@ -143,6 +137,30 @@ f.flush()
 os.kill(os.getpid(), signal.SIGKILL)
 """
     subprocess.run([sys.executable, "-c", code], timeout=60)
+    return path
+
+
+def test_labpnn_repair_mends_a_file_killed_mid_restructure(tmp_path):
+    import h5py
+
+    path = _killed_mid_restructure(tmp_path / "run.h5")
+    res = subprocess.run(
+        [sys.executable, "-m", "labpnn.cli", "repair", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    with h5py.File(path, "r") as f:  # plain h5py now
+        assert list(f["frames"][()]) == [0, 1, 2, 3, 4] and f.attrs["status"] == "crashed"
+
+
+def test_a_writer_killed_outside_swmr_mode_leaves_a_file_the_next_start_reopens(tmp_path, ledger):
+    """The writer reopens its file without SWMR for each structural change (new dataset,
+    checkpoint); a kill -9 in that moment used to leave a file nobody could open."""
+    import h5py
+
+    from labpnn.h5clear import status_flags
+
+    path = _killed_mid_restructure(tmp_path / "run.h5")
     assert status_flags(path) != 0
     try:
         h5py.File(path, "r", libver="latest", swmr=True).close()
