@@ -53,6 +53,7 @@ def procedure_catalog() -> tuple[dict[str, Any], dict[str, str]]:
 class Launcher(QWidget):
     run_requested = pyqtSignal(object)  # RunSpec
     queue_requested = pyqtSignal(object)
+    schedule_requested = pyqtSignal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -85,6 +86,9 @@ class Launcher(QWidget):
         self.run_button.clicked.connect(lambda: self.request(self.run_requested))
         self.queue_button = QPushButton("Add to queue")
         self.queue_button.clicked.connect(lambda: self.request(self.queue_requested))
+        self.schedule_button = QPushButton("Schedule…")
+        self.schedule_button.setToolTip("Run this every night (or on any cron) with these values")
+        self.schedule_button.clicked.connect(lambda: self.request(self.schedule_requested))
 
         meta = QFormLayout()
         meta.addRow("Note", self.note)
@@ -92,6 +96,7 @@ class Launcher(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 2)
         buttons.addWidget(self.queue_button, 1)
+        buttons.addWidget(self.schedule_button, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.combo)
         layout.addWidget(self.description)
@@ -175,6 +180,7 @@ class Launcher(QWidget):
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.queue_button.setEnabled(not problem)
+        self.schedule_button.setEnabled(not problem)
         self.run_button.setEnabled(not problem and not self.busy)
         self.run_button.setToolTip("A run is in progress" if self.busy else "")
 

@@ -36,6 +36,7 @@ from labpnn.gui.queue_panel import QueuePanel
 from labpnn.gui.run_browser import RunBrowser
 from labpnn.gui.run_control import RunController, elapsed_text
 from labpnn.gui.run_files import read_snapshot
+from labpnn.gui.schedules_panel import ScheduleDialog, SchedulesPanel
 from labpnn.gui.settings_panel import SettingsPanel
 from labpnn.gui.slm_dock import SlmView
 from labpnn.gui.station_panel import StationPanel
@@ -97,6 +98,13 @@ class MainWindow(QMainWindow):
         self.station_dock.raise_()
         self.launcher_dock = self._dock(self, "Launch", self.launcher, AREA.LeftDockWidgetArea)
         self.queue_dock = self._dock(self, "Queue", self.queue_panel, AREA.LeftDockWidgetArea)
+        self.schedules_panel = SchedulesPanel()
+        self.schedules_dock = self._dock(
+            self, "Schedules", self.schedules_panel, AREA.LeftDockWidgetArea
+        )
+        self.tabifyDockWidget(self.queue_dock, self.schedules_dock)
+        self.queue_dock.raise_()
+        self.schedule_dialog: ScheduleDialog | None = None
         self.log_view = LogView()
         self.log_dock = self._dock(self, "Log", self.log_view, AREA.BottomDockWidgetArea)
         self.resizeDocks(
@@ -191,6 +199,7 @@ class MainWindow(QMainWindow):
             self.settings_dock,
             self.launcher_dock,
             self.queue_dock,
+            self.schedules_dock,
             self.log_dock,
             self.camera_dock,
             self.curves_dock,
@@ -218,8 +227,9 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         sp, c = self.station_panel, self.controller
         sp.station_changed.connect(self._station_changed)
-        for source in (sp, self.settings_panel, self.queue_panel, c):
+        for source in (sp, self.settings_panel, self.queue_panel, self.schedules_panel, c):
             source.message.connect(self.say)
+        self.launcher.schedule_requested.connect(self.schedule_from_spec)
         self.session.connected_changed.connect(self._update_alignment)
         self.session.frame.connect(self.camera.show_frame)
         self.session.trace.connect(lambda n, a, h: self.trace.show_trace(n, a, h, h.get("x")))
@@ -337,6 +347,13 @@ class MainWindow(QMainWindow):
 
     def queue_from_launcher(self) -> bool:
         return self.launcher.request(self.launcher.queue_requested)
+
+    def schedule_from_spec(self, spec: RunSpec) -> ScheduleDialog:
+        """Ask for a name and a cron for the launcher's run (non-blocking dialog)."""
+        self.schedule_dialog = ScheduleDialog(self.schedules_panel, spec, self)
+        self.schedule_dialog.accepted.connect(self.schedules_dock.raise_)
+        self.schedule_dialog.open()
+        return self.schedule_dialog
 
     def run_now(self, spec: RunSpec) -> bool:
         if self.controller.running:
@@ -478,3 +495,5 @@ class MainWindow(QMainWindow):
             self.controller.close()
         with contextlib.suppress(Exception):
             self.queue_panel.shutdown()
+        with contextlib.suppress(Exception):
+            self.schedules_panel.shutdown()

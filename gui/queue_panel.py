@@ -16,12 +16,12 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from labpnn.gui.theme import row_table
 from labpnn.queue import QueueEntry, RunQueue, recover_unattended
 
 STATE_COLOURS = {
@@ -62,13 +62,7 @@ class QueuePanel(QWidget):
         self.recovered = recover_unattended(self.queue)
         self.entries: list[QueueEntry] = []
         self.processing = False
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["#", "Procedure", "Parameters", "State"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table = row_table(["#", "Procedure", "Parameters", "State"])
         self.up = QPushButton("▲")
         self.up.setToolTip("Run earlier")
         self.up.clicked.connect(lambda: self.move_selected(-1))

@@ -46,6 +46,7 @@ from labpnn.gui.run_files import (
     read_snapshot,
 )
 from labpnn.gui.settings_panel import snapshot_values
+from labpnn.gui.theme import row_table
 
 COLUMNS = ["Started", "Procedure", "Station", "Status", "Headline", "File"]
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -106,13 +107,7 @@ class RunBrowser(QWidget):
         self.rerun = QPushButton("Load parameters")
         self.rerun.setToolTip("Put this run's procedure and parameters into the launcher")
         self.rerun.clicked.connect(self._rerun)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
+        self.table = row_table(COLUMNS, multi=True)
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.where = QLabel("")

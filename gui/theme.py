@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PyQt6.QtGui import QColor, QPalette
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QTableWidget
 
 BG, BASE, TEXT, ACCENT = "#1e2127", "#16181d", "#d0d4da", "#4fc3f7"
 
@@ -64,3 +64,16 @@ def apply(app: QApplication) -> None:
     app.setPalette(p)
     app.setStyleSheet(STYLE)
     pg.setConfigOptions(background=BASE, foreground=TEXT, antialias=True)
+
+
+def row_table(columns: list[str], multi: bool = False) -> QTableWidget:
+    """A read-only table picked by whole rows: the queue, the schedules, the run browser."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().setVisible(False)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+    mode = QTableWidget.SelectionMode
+    table.setSelectionMode(mode.ExtendedSelection if multi else mode.SingleSelection)
+    return table

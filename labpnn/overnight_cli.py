@@ -132,7 +132,7 @@ def schedule_list() -> None:
     """The schedules, their next firing and how the last one ended."""
     import time
 
-    from labpnn.schedules import firings, list_schedules, local, next_due
+    from labpnn.schedules import list_schedules, schedule_status
 
     ledger = _ledger()
     try:
@@ -140,25 +140,12 @@ def schedule_list() -> None:
         if not scheds:
             click.echo("no schedules (add one with `labpnn schedule add`)")
         for s in scheds:
-            past = firings(ledger, schedule=s.name)
-            last = past[-1] if past else None
-            ended = (
-                (
-                    f"last {local(last['due'])}: {last['status']}"
-                    + (f" ({last['reason']})" if last.get("reason") else "")
-                )
-                if last
-                else "never fired"
-            )
             params = " ".join(f"{k}={v}" for k, v in s.parameters.items())
             click.echo(
                 f"{s.name}  '{s.cron}'  {s.procedure} on {s.station}"
                 f"{'  ' + params if params else ''}"
             )
-            try:
-                upcoming = local(next_due(s.cron, time.time()))
-            except Exception:  # stored before check_cron refused such expressions
-                upcoming = "never (its cron matches no date; fix or remove it)"
+            upcoming, ended = schedule_status(ledger, s, time.time())
             click.echo(f"    next {upcoming}; {ended}")
     finally:
         ledger.close()

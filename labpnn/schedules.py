@@ -236,3 +236,17 @@ def firings(
     sql += " ORDER BY due, id LIMIT ?"
     args.append(limit)
     return [dict(r) for r in ledger.db.execute(sql, args)]
+
+
+def schedule_status(ledger: Ledger, sched: Schedule, now: float) -> tuple[str, str]:
+    """(next firing, how the last one ended) as a person reads them: the CLI and the GUI."""
+    try:
+        upcoming = local(next_due(sched.cron, now))
+    except Exception:  # stored before check_cron refused such expressions
+        upcoming = "never (its cron matches no date; fix or remove it)"
+    past = firings(ledger, schedule=sched.name)
+    if not past:
+        return upcoming, "never fired"
+    last = past[-1]
+    reason = f" ({last['reason']})" if last.get("reason") else ""
+    return upcoming, f"last {local(last['due'])}: {last['status']}{reason}"

@@ -289,3 +289,31 @@ def test_the_reason_a_run_failed_stays_in_the_status_bar_after_it_ends(make_wind
     window.say("warning", "gui-steps: failed: the detector vanished")  # as the controller does
     window._run_ended("failed", "")
     assert "the detector vanished" in window.statusBar().currentMessage()
+
+
+def test_a_run_from_the_launcher_becomes_a_nightly_schedule_and_can_be_removed(make_window):
+    from labpnn.schedules import list_schedules
+
+    window = make_window("optical-sim")
+    window.launcher.select("calibrate-tm")
+    window.launcher.form.set_text("n_modes", "64")
+    assert window.launcher.request(window.launcher.schedule_requested)
+    dialog = window.schedule_dialog
+    dialog.cron.setText("0 2 31 2 *")  # 31 February: never
+    dialog.accept()
+    assert "never fires" in dialog.error.text() and dialog.created is None
+    dialog.cron.setText("0 2 * * *")
+    dialog.max_runtime.setText("1.5")
+    dialog.accept()
+    assert dialog.created is not None
+    ledger = Ledger()
+    try:
+        (sched,) = list_schedules(ledger)
+    finally:
+        ledger.close()
+    assert sched.parameters["n_modes"] == "64" and sched.max_runtime_s == 5400
+    panel = window.schedules_panel
+    assert panel.table.rowCount() == 1 and panel.table.item(0, 3).text() == "never fired"
+    panel.table.selectRow(0)
+    panel.remove_selected()
+    assert panel.table.rowCount() == 0
