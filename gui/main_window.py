@@ -41,6 +41,7 @@ from labpnn.gui.settings_panel import SettingsPanel
 from labpnn.gui.slm_dock import SlmView
 from labpnn.gui.station_panel import StationPanel
 from labpnn.gui.trace_dock import TraceView
+from labpnn.queue import GuiPresence
 
 log = logging.getLogger("labpnn.gui")
 AREA = Qt.DockWidgetArea
@@ -59,6 +60,8 @@ class MainWindow(QMainWindow):
         self.station_panel = StationPanel(self.session)
         self.settings_panel = SettingsPanel(self.session)
         self.launcher = Launcher()
+        # the scheduler leaves the queue to an open window (docs/overnight.md, "The queue")
+        self._presence = GuiPresence()
         self.queue_panel = QueuePanel()
         self.controller = RunController(self.queue_panel.queue, self)
         # middle: live docks, in their own dock area so they can be rearranged
@@ -497,3 +500,4 @@ class MainWindow(QMainWindow):
             self.queue_panel.shutdown()
         with contextlib.suppress(Exception):
             self.schedules_panel.shutdown()
+        self._presence.close()

@@ -310,6 +310,39 @@ def describe_settled(entry: QueueEntry) -> str:
     )
 
 
+class GuiPresence:
+    """Held while a GUI main window is open: the scheduler then leaves the queue to the GUI.
+
+    A shared ``flock`` on ``STATE/gui.lock``, so every open window holds it and the scheduler's
+    non-blocking exclusive probe (``scheduler.ticket_alive``) fails while any window is open;
+    the kernel drops it when a window's process dies. On systems without ``flock`` the
+    scheduler cannot see the GUI and runs the queue whenever it is free.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        if os.name != "posix":
+            return
+        import fcntl
+
+        path = paths.state_dir() / "gui.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(100):  # a scheduler's probe holds it exclusively for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except OSError:
+                time.sleep(0.01)
+        os.close(fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
 def queue_lock_path() -> Path:
     folder = paths.state_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)

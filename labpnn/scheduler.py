@@ -661,14 +661,9 @@ class Scheduler:
     def gui_is_open(self) -> bool:
         """While a GUI window is open it owns the queue, even when it is not processing it.
 
-        ``labpnn.queue.gui_is_open()`` when the GUI provides it; otherwise a held lock on
-        ``STATE/gui.lock``, which the GUI holds for as long as its main window is open.
+        Every open main window holds a shared lock on ``STATE/gui.lock``
+        (:class:`labpnn.queue.GuiPresence`); without ``flock`` the GUI cannot be seen.
         """
-        from labpnn import queue as gui_queue
-
-        check = getattr(gui_queue, "gui_is_open", None)
-        if check is not None:
-            return bool(check())
         return ticket_alive(str(paths.state_dir() / "gui.lock")) if os.name == "posix" else False
 
     def _hold_queue(self) -> bool:

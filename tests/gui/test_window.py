@@ -317,3 +317,17 @@ def test_a_run_from_the_launcher_becomes_a_nightly_schedule_and_can_be_removed(m
     panel.table.selectRow(0)
     panel.remove_selected()
     assert panel.table.rowCount() == 0
+
+
+def test_the_scheduler_sees_an_open_window_and_leaves_the_queue_to_it(make_window):
+    from labpnn.scheduler import Scheduler
+
+    scheduler = Scheduler(notifier=None)
+    try:
+        assert not scheduler.gui_is_open()
+        window = make_window(str(FAKE_STATION))
+        assert scheduler.gui_is_open()
+        window.shutdown()
+        assert not scheduler.gui_is_open()
+    finally:
+        scheduler.ledger.close()
