@@ -419,6 +419,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(0)
             for view in (self.camera, self.curves, self.slm, self.trace):
                 view.clear()
+            # shown again by the run's first trace: a training run on the acoustic bench
+            # sends none, and an empty plot took half the live view
+            self.trace_dock.setVisible(False)
             self.run_label.setText(f"running <b>{spec.procedure}</b>{self._on_station(spec)}")
             self.tabs.setCurrentWidget(self.live_area)
         self._update_alignment()
@@ -446,6 +449,8 @@ class MainWindow(QMainWindow):
 
     def _run_ended(self, status: str, path: str) -> None:
         self._set_running(False)
+        if self.station_panel.config is not None:
+            self._station_changed(self.station_panel.config)  # the docks of its station
         self.pause_button.setChecked(False)
         self.run_label.setText(f"last run: <b>{status}</b>")
         self.elapsed.setText("")
