@@ -216,15 +216,10 @@ class Launcher(QWidget):
     def refusal(self, spec: RunSpec) -> str:
         """Why ``labpnn run`` would refuse this before starting, or ""."""
         from labpnn.errors import BadInput
-        from labpnn.station import StationConfig
+        from labpnn.queue import check_entry
 
         try:
-            procedure = self.procedures[spec.procedure]()
-            for key, value in spec.parameters.items():
-                procedure.set_parameter(key, value)
-            config = StationConfig.load(spec.station, spec.station_set)
-            config.check()
-            procedure.check_station_config(config)
+            check_entry(spec.procedure, spec.station, spec.parameters, spec.station_set)
         except BadInput as exc:
             return str(exc)
         except Exception as exc:  # a procedure's own check tripping over a value: say so

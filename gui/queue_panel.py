@@ -21,7 +21,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from labpnn.gui.theme import row_table
+from labpnn.gui.theme import row_table, selected_key
 from labpnn.queue import QueueEntry, RunQueue, recover_unattended
 
 STATE_COLOURS = {
@@ -146,11 +146,8 @@ class QueuePanel(QWidget):
         return [e for e in self.entries if e.state == "queued"]
 
     def selected_id(self) -> int | None:
-        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
-        if not rows:
-            return None
-        item = self.table.item(rows[0].row(), 0)
-        return int(item.data(Qt.ItemDataRole.UserRole)) if item else None
+        key = selected_key(self.table)
+        return None if key is None else int(key)
 
     def select_entry(self, entry_id: int) -> None:
         for row, e in enumerate(self.entries):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from labpnn.storage import attr_value, open_run
+from labpnn.storage import attr_value, open_run, stream_names
 
 
 def attr(value: Any) -> Any:
@@ -93,9 +93,8 @@ def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -
                 info.safe_state = {k: attr(v) for k, v in f["safe_state"].attrs.items()}
             for group, target in (("frames", info.frames), ("traces", info.traces)):
                 if group in f:
-                    for name, ds in f[group].items():
-                        if not name.endswith(("_t", "_x")):  # time stamps and x axes
-                            target[name] = tuple(ds.shape)
+                    for name in stream_names(f[group]):
+                        target[name] = tuple(f[group][name].shape)
             if columns:
                 info.columns = read_columns(f)
             if log and "log" in f:

@@ -27,7 +27,7 @@ from PyQt6.QtWidgets import (
 )
 
 from labpnn.errors import BadInput
-from labpnn.gui.theme import row_table
+from labpnn.gui.theme import row_table, selected_key
 from labpnn.ledger import Ledger
 from labpnn.schedules import (
     Schedule,
@@ -98,9 +98,7 @@ class SchedulesPanel(QWidget):
         self._update_buttons()
 
     def selected_name(self) -> str | None:
-        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
-        item = self.table.item(rows[0].row(), 0) if rows else None
-        return item.data(Qt.ItemDataRole.UserRole) if item else None
+        return selected_key(self.table)
 
     def _update_buttons(self) -> None:
         self.remove.setEnabled(self.selected_name() is not None)

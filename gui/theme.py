@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyqtgraph as pg
+from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication, QTableWidget
 
@@ -77,3 +80,10 @@ def row_table(columns: list[str], multi: bool = False) -> QTableWidget:
     mode = QTableWidget.SelectionMode
     table.setSelectionMode(mode.ExtendedSelection if multi else mode.SingleSelection)
     return table
+
+
+def selected_key(table: QTableWidget) -> Any:
+    """The key (``UserRole`` data of column 0) of a row table's selected row, or None."""
+    rows = table.selectionModel().selectedRows() if table.selectionModel() else []
+    item = table.item(rows[0].row(), 0) if rows else None
+    return item.data(Qt.ItemDataRole.UserRole) if item else None

@@ -133,9 +133,7 @@ class LabProcedure(Procedure):
 
     def validate(self) -> None:
         """Check parameters against the connected station; raise BadInput if wrong."""
-        self.check_station_config(self.station.config)
-        for role in self.roles:
-            self.station[role]  # raises a clear ConfigError when missing
+        self.check_station_config(self.station.config)  # roles included
 
     def check_resume(self, previous: dict[str, Any]) -> None:
         """Before the station connects: refuse (BadInput) a resume that cannot continue the run.

@@ -468,8 +468,7 @@ def check_entry(
     station_set: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Refuse, before it is queued, what ``labpnn run`` would refuse as bad input."""
-    from labpnn.runner import RunRequest, build_procedure
-    from labpnn.station import StationConfig
+    from labpnn.runner import RunRequest, build_procedure, preflight
 
     built, _ = build_procedure(
         RunRequest(
@@ -478,6 +477,4 @@ def check_entry(
             params={k: format_value(v) for k, v in parameters.items()},
         )
     )
-    config = StationConfig.load(station, list(station_set))
-    config.check()
-    built.check_station_config(config)
+    preflight(built, station, station_set)

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from labpnn.storage import open_run, stream_names
+
 
 def _frames(f: Any, figure: Any) -> bool:
     """The last kept camera frame and each frame's mean, for a run without result columns."""
-    names = [k for k in f["frames"] if not k.endswith("_t")] if "frames" in f else []
+    names = stream_names(f["frames"]) if "frames" in f else []
     if not names or f["frames"][names[0]].shape[0] == 0:
         return False
     frames = f["frames"][names[0]]
@@ -65,7 +67,7 @@ def _kept(f: Any) -> str:
     parts = []
     for group, what in (("results", "rows"), ("frames", "frames"), ("traces", "traces")):
         if group in f:
-            counts = [f[group][k].shape[0] for k in f[group] if not k.endswith(("_t", "_x"))]
+            counts = [f[group][k].shape[0] for k in stream_names(f[group])]
             if counts:
                 parts.append(f"{max(counts)} {what}")
     return ", ".join(parts) or "no data"
@@ -79,7 +81,6 @@ def make_report(run_file: str | os.PathLike, output: str | os.PathLike | None = 
 
     from labpnn.catalog import procedure_class
     from labpnn.errors import BadInput
-    from labpnn.storage import open_run
 
     run_file = Path(run_file)
     output = Path(output) if output else run_file.with_suffix(".png")

@@ -239,6 +239,21 @@ class _Watchdog(threading.Thread):
                 return
 
 
+def preflight(procedure: Any, station: str, station_set: Any = ()) -> Any:
+    """Everything that can be refused before connecting; the station config if none is.
+
+    The one check behind runs, dry runs, queue entries, schedules and the GUI launcher:
+    the station file (drivers, options, limits, settings), the layout, and the
+    procedure's own rules (``check_station_config``: bench kind, roles, e.g. n_modes).
+    """
+    from labpnn.station import StationConfig
+
+    config = StationConfig.load(station, list(station_set))
+    config.check()
+    procedure.check_station_config(config)
+    return config
+
+
 def _run_file_path(data_dir: Path, procedure: str, station: str, run_id: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return data_dir / time.strftime("%Y-%m-%d") / f"{stamp}_{procedure}_{station}_{run_id[:6]}.h5"
@@ -270,14 +285,12 @@ def _execute(
 ) -> RunOutcome:
     from labpnn.operator import Operator
     from labpnn.registry import CalibrationRegistry
-    from labpnn.station import StationConfig, hold_locks
+    from labpnn.station import hold_locks
 
     try:
-        config = StationConfig.load(station_name, req.station_set)
-        config.check()
         # Before anything connects (a dry run too): a misspelt layout key, another bench
         # kind or n_modes that does not tile the SLM is bad input, not a failed run.
-        procedure.check_station_config(config)
+        config = preflight(procedure, station_name, req.station_set)
         if req.resume_file:
             # Before anything connects: a run file without a checkpoint, or a resume that
             # would change what the checkpoint was trained with, is bad input.

@@ -128,7 +128,7 @@ def _station_ref(station: str) -> str:
 def check_schedule(sched: Schedule) -> Schedule:
     """Validate everything a firing needs, exactly as ``labpnn run`` would."""
     from labpnn.catalog import procedure_class
-    from labpnn.station import StationConfig
+    from labpnn.runner import preflight
 
     if not NAME_RE.match(sched.name):
         raise BadInput(
@@ -156,9 +156,7 @@ def check_schedule(sched: Schedule) -> Schedule:
     for key, value in sched.parameters.items():
         procedure.set_parameter(key, value)
     sched.station = _station_ref(sched.station)
-    config = StationConfig.load(sched.station, sched.station_set)
-    config.check()
-    procedure.check_station_config(config)
+    preflight(procedure, sched.station, sched.station_set)
     return sched
 
 

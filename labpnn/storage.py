@@ -347,6 +347,12 @@ class RunWriter:
 
 
 # -- reading -------------------------------------------------------------------------
+def stream_names(group: Any) -> list[str]:
+    """The data streams of ``/frames`` or ``/traces``, without their ``_t`` time stamps and
+    ``_x`` axes (which sit beside them in the same group)."""
+    return [name for name in group if not name.endswith(("_t", "_x"))]
+
+
 class UnreadableRunFile(BadInput):
     """An HDF5 run file HDF5 will not open, e.g. killed inside a structural change."""
 
@@ -370,7 +376,7 @@ def open_run(path: str | os.PathLike) -> Any:
             raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
         raise UnreadableRunFile(
             f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
-            "rewrites it into a clean copy"
+            "rewrites it in place into a clean file"
         ) from None
 
 
@@ -404,9 +410,7 @@ def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, An
             info["results"] = {k: f["results"][k][()] for k in f["results"]}
         info["frames"] = {k: f["frames"][k].shape for k in f["frames"]} if "frames" in f else {}
         info["traces"] = (
-            {k: f["traces"][k].shape for k in f["traces"] if not k.endswith(("_t", "_x"))}
-            if "traces" in f
-            else {}
+            {k: f["traces"][k].shape for k in stream_names(f["traces"])} if "traces" in f else {}
         )
         if "log" in f:
             info["log"] = [
