@@ -1,4 +1,4 @@
-"""Recurring runs in the GUI: the schedules, their next firing and last outcome; add, remove.
+"""Recurring runs in the GUI: the schedules, their next firing and last outcome; add, edit, remove.
 
 The same ledger table as ``labpnn schedule`` (``labpnn.schedules``), checked the same way
 when added. The window does not fire anything: schedules fire while ``labpnn scheduler``
@@ -35,6 +35,7 @@ from labpnn.schedules import (
     list_schedules,
     remove_schedule,
     schedule_status,
+    update_schedule,
 )
 
 COLUMNS = ["Name", "When", "Next", "Last"]  # the procedure and station are in the tooltip
@@ -52,6 +53,10 @@ class SchedulesPanel(QWidget):
         self.remove = QPushButton("Remove")
         self.remove.setToolTip("Forget the schedule; its past firings stay in the ledger")
         self.remove.clicked.connect(self.remove_selected)
+        self.edit = QPushButton("Edit…")
+        self.edit.setToolTip("Change when it fires and its time limit; its history stays")
+        self.edit.clicked.connect(self.edit_selected)
+        self.edit_dialog: ScheduleDialog | None = None
         self.table.setMinimumHeight(110)  # the header and three schedules
         hint = QLabel("Fire while <code>labpnn scheduler</code> runs")
         hint.setToolTip(
@@ -61,6 +66,7 @@ class SchedulesPanel(QWidget):
         hint.setStyleSheet("color: palette(mid);")
         buttons = QHBoxLayout()
         buttons.addWidget(hint, 1)
+        buttons.addWidget(self.edit)
         buttons.addWidget(self.remove)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
@@ -101,7 +107,9 @@ class SchedulesPanel(QWidget):
         return selected_key(self.table)
 
     def _update_buttons(self) -> None:
-        self.remove.setEnabled(self.selected_name() is not None)
+        chosen = self.selected_name() is not None
+        self.remove.setEnabled(chosen)
+        self.edit.setEnabled(chosen)
 
     def add(self, spec: Any, name: str, cron: str, max_runtime_s: float | None = None) -> Schedule:
         """A schedule for the launcher's run; raises BadInput with the reason if refused."""
@@ -126,6 +134,23 @@ class SchedulesPanel(QWidget):
         )
         return sched
 
+    def change(self, name: str, cron: str, max_runtime_s: float | None) -> Schedule:
+        """Change a schedule's time and limit in place; raises BadInput if refused."""
+        sched = update_schedule(self.ledger, name, cron=cron, max_runtime_s=max_runtime_s)
+        self.reload()
+        self.message.emit("info", f"schedule '{name}' now '{sched.cron}'")
+        return sched
+
+    def edit_selected(self) -> ScheduleDialog | None:
+        """Open the selected schedule's time and limit for editing (non-blocking dialog)."""
+        name = self.selected_name()
+        chosen = next((s for s in self.schedules if s.name == name), None)
+        if chosen is None:
+            return None
+        self.edit_dialog = ScheduleDialog(self, existing=chosen, parent=self)
+        self.edit_dialog.open()
+        return self.edit_dialog
+
     def remove_selected(self) -> None:
         name = self.selected_name()
         if name is None:
@@ -143,20 +168,35 @@ class SchedulesPanel(QWidget):
 
 
 class ScheduleDialog(QDialog):
-    """Name, cron and an optional time limit for the launcher's run; refusals shown inline."""
+    """Name, cron and an optional time limit; refusals shown inline.
 
-    def __init__(self, panel: SchedulesPanel, spec: Any, parent: QWidget | None = None):
+    Made from the launcher's run (``spec``: a new schedule) or from a stored schedule
+    (``existing``: its time and limit change in place; its name and run do not).
+    """
+
+    def __init__(
+        self,
+        panel: SchedulesPanel,
+        spec: Any = None,
+        parent: QWidget | None = None,
+        existing: Schedule | None = None,
+    ):
         super().__init__(parent)
-        self.panel, self.spec = panel, spec
+        if (spec is None) == (existing is None):
+            raise ValueError("a ScheduleDialog needs either a run spec or an existing schedule")
+        self.panel, self.spec, self.existing = panel, spec, existing
         self.created: Schedule | None = None
-        self.setWindowTitle(f"Schedule {spec.procedure}")
-        self.name = QLineEdit(f"{spec.procedure}-nightly")
-        self.cron = QLineEdit("0 2 * * *")
+        what = existing or spec
+        self.setWindowTitle(f"{'Edit schedule' if existing else 'Schedule'} {what.procedure}")
+        self.name = QLineEdit(existing.name if existing else f"{spec.procedure}-nightly")
+        self.name.setReadOnly(existing is not None)
+        self.cron = QLineEdit(existing.cron if existing else "0 2 * * *")
         self.cron.setToolTip(
             "minute hour day-of-month month day-of-week, in this machine's time zone: "
             "'0 2 * * *' is 02:00 every night, '0 3 * * 0' 03:00 on Sundays"
         )
-        self.max_runtime = QLineEdit("")
+        limit = existing.max_runtime_s if existing else None
+        self.max_runtime = QLineEdit("" if limit is None else f"{limit / 3600:g}")
         self.max_runtime.setPlaceholderText("no limit")
         self.error = QLabel("")
         self.error.setWordWrap(True)
@@ -174,7 +214,7 @@ class ScheduleDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{spec.procedure}</b> on <b>{spec.station}</b>"))
+        layout.addWidget(QLabel(f"<b>{what.procedure}</b> on <b>{what.station}</b>"))
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
@@ -190,13 +230,12 @@ class ScheduleDialog(QDialog):
             if not (math.isfinite(hours) and hours > 0):
                 self.error.setText(f"'Stop after' must be a number of hours > 0, got '{text}'")
                 return
+        limit = None if hours is None else hours * 3600
         try:
-            self.created = self.panel.add(
-                self.spec,
-                self.name.text(),
-                self.cron.text(),
-                None if hours is None else hours * 3600,
-            )
+            if self.existing is not None:
+                self.created = self.panel.change(self.existing.name, self.cron.text(), limit)
+            else:
+                self.created = self.panel.add(self.spec, self.name.text(), self.cron.text(), limit)
         except BadInput as exc:  # a bad cron, a taken name, a parameter the run would refuse
             self.error.setText(str(exc))
             return

@@ -52,6 +52,15 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _announce(sched: Any) -> None:
+    from labpnn.schedules import local, next_due
+
+    click.echo(
+        f"schedule '{sched.name}': {sched.procedure} on {sched.station}, "
+        f"cron '{sched.cron}', next at {local(next_due(sched.cron, sched.created))}"
+    )
+
+
 def _ledger():
     from labpnn.ledger import Ledger
 
@@ -99,7 +108,7 @@ def schedule_add(
     name, procedure, station, sets, station_sets, cron, lock_timeout, grace, max_runtime, note
 ) -> None:
     """Add schedule NAME; it is checked now, as `labpnn run` would check it."""
-    from labpnn.schedules import Schedule, add_schedule, local, next_due
+    from labpnn.schedules import Schedule, add_schedule
 
     ledger = _ledger()
     try:
@@ -120,10 +129,7 @@ def schedule_add(
         )
     finally:
         ledger.close()
-    click.echo(
-        f"schedule '{sched.name}': {sched.procedure} on {sched.station}, "
-        f"cron '{sched.cron}', next at {local(next_due(sched.cron, sched.created))}"
-    )
+    _announce(sched)
 
 
 @schedule.command("list")
@@ -149,6 +155,61 @@ def schedule_list() -> None:
             click.echo(f"    next {upcoming}; {ended}")
     finally:
         ledger.close()
+
+
+@schedule.command("edit")
+@click.argument("name")
+@click.option("--cron", default=None, help="New time, as for `schedule add`.")
+@options.PARAMETERS
+@click.option(
+    "--unset", "unsets", multiple=True, metavar="NAME", help="Drop a parameter (repeatable)."
+)
+@click.option("--lock-timeout", type=float, default=None, help="New lock timeout (s).")
+@click.option("--grace", type=float, default=None, help="New misfire grace (s).")
+@click.option("--max-runtime", type=float, default=None, help="New run time limit (s).")
+@click.option("--no-max-runtime", is_flag=True, help="Remove the run time limit.")
+@click.option("--note", default=None, help="New note.")
+@lab_errors
+def schedule_edit(
+    name, cron, sets, unsets, lock_timeout, grace, max_runtime, no_max_runtime, note
+) -> None:
+    """Change schedule NAME in place, checked as `schedule add` is; its history stays.
+
+    The schedule counts from now: a new time that fell before this edit is not "missed".
+    """
+    from labpnn.errors import BadInput
+    from labpnn.schedules import get_schedule, update_schedule
+
+    if max_runtime is not None and no_max_runtime:
+        raise BadInput("give --max-runtime or --no-max-runtime, not both")
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("cron", cron),
+            ("lock_timeout_s", lock_timeout),
+            ("misfire_grace_s", grace),
+            ("max_runtime_s", max_runtime),
+            ("note", note),
+        )
+        if value is not None
+    }
+    if no_max_runtime:
+        changes["max_runtime_s"] = None
+    ledger = _ledger()
+    try:
+        if sets or unsets:
+            current = get_schedule(ledger, name)
+            parameters = {**(current.parameters if current else {}), **_parse_sets(sets)}
+            missing = [key for key in unsets if key not in parameters]
+            if current and missing:
+                raise BadInput(f"schedule '{name}' has no parameter(s) {', '.join(missing)}")
+            changes["parameters"] = {k: v for k, v in parameters.items() if k not in unsets}
+        if not changes:
+            raise BadInput("nothing to change: give --cron, --set, --unset, --max-runtime, ...")
+        sched = update_schedule(ledger, name, **changes)
+    finally:
+        ledger.close()
+    _announce(sched)
 
 
 @schedule.command("remove")

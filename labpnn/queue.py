@@ -298,7 +298,7 @@ def recover_unattended(queue: RunQueue) -> list[QueueEntry]:
     stale state until someone starts the queue again.
     """
     try:
-        with processing_lock():
+        with processing_lock(wait_s=0):
             return queue.recover()
     except BenchBusy:
         return []
@@ -349,14 +349,19 @@ def queue_lock_path() -> Path:
     return folder / "queue.lock"
 
 
+# A processor waits this long for the lock: a reader that settles stale entries
+# (``recover_unattended``) holds it for an instant, and must not make ``queue run`` fail.
+PROCESSOR_LOCK_WAIT_S = 2.0
+
+
 @contextlib.contextmanager
-def processing_lock() -> Iterator[None]:
+def processing_lock(wait_s: float = PROCESSOR_LOCK_WAIT_S) -> Iterator[None]:
     """Only one queue processor (GUI or terminal) at a time."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(queue_lock_path()))
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait_s)
     except Timeout:
         raise BenchBusy(
             "the queue is already being processed (by a GUI or `labpnn queue run`); "

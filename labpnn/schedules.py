@@ -161,6 +161,30 @@ def check_schedule(sched: Schedule) -> Schedule:
 
 
 # -- the table -----------------------------------------------------------------------------
+COLUMNS = (
+    "name",
+    "procedure",
+    "station",
+    "parameters",
+    "station_set",
+    "cron",
+    "lock_timeout_s",
+    "misfire_grace_s",
+    "max_runtime_s",
+    "created",
+    "note",
+)
+
+
+def _row(sched: Schedule) -> tuple:
+    values = {
+        **sched.__dict__,
+        "parameters": json.dumps(sched.parameters),
+        "station_set": json.dumps(sched.station_set),
+    }
+    return tuple(values[column] for column in COLUMNS)
+
+
 def add_schedule(ledger: Ledger, sched: Schedule, check: bool = True) -> Schedule:
     if check:
         check_schedule(sched)
@@ -170,28 +194,45 @@ def add_schedule(ledger: Ledger, sched: Schedule, check: bool = True) -> Schedul
     try:
         with ledger.transaction() as db:
             db.execute(
-                "INSERT INTO schedules (name, procedure, station, parameters, station_set, "
-                "cron, lock_timeout_s, misfire_grace_s, max_runtime_s, created, note) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    sched.name,
-                    sched.procedure,
-                    sched.station,
-                    json.dumps(sched.parameters),
-                    json.dumps(sched.station_set),
-                    sched.cron,
-                    sched.lock_timeout_s,
-                    sched.misfire_grace_s,
-                    sched.max_runtime_s,
-                    sched.created,
-                    sched.note,
-                ),
+                f"INSERT INTO schedules ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in COLUMNS)})",
+                _row(sched),
             )
     except sqlite3.IntegrityError:
         raise BadInput(
-            f"a schedule named '{sched.name}' already exists; remove it first "
-            f"(`labpnn schedule remove {sched.name}`) or choose another name"
+            f"a schedule named '{sched.name}' already exists; change it with "
+            f"`labpnn schedule edit {sched.name}`, remove it first, or choose another name"
         ) from None
+    return sched
+
+
+def update_schedule(
+    ledger: Ledger, name: str, now: float | None = None, **changes: Any
+) -> Schedule:
+    """Change schedule ``name`` in place, checked as when it was added; returns the new one.
+
+    The changed schedule counts from now
+    (``created``): a new cron time that fell between the last firing and this edit is not
+    recorded as missed, since the schedule did not ask for it then.
+    """
+    import dataclasses
+
+    current = get_schedule(ledger, name)
+    if current is None:
+        known = [s.name for s in list_schedules(ledger)]
+        raise BadInput(f"no schedule named '{name}' (known: {', '.join(known) or 'none'})")
+    if "name" in changes and changes["name"] != name:
+        raise BadInput("a schedule cannot be renamed; add it under the new name instead")
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Schedule)} - {"name"}
+    if unknown:
+        raise BadInput(f"a schedule has no field(s) {', '.join(sorted(unknown))}")
+    sched = check_schedule(dataclasses.replace(current, **changes))
+    sched.created = time.time() if now is None else now
+    with ledger.transaction() as db:
+        db.execute(
+            f"UPDATE schedules SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE name = ?",
+            (*_row(sched)[1:], name),
+        )
     return sched
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from click.testing import CliRunner
 
@@ -43,8 +45,27 @@ def test_an_entry_left_running_by_a_dead_processor_is_never_rerun_silently():
 
 def test_only_one_processor_holds_the_queue():
     with processing_lock(), pytest.raises(BenchBusy, match="already being processed"):
-        with processing_lock():
+        with processing_lock(wait_s=0.1):
             pass
+
+
+def test_a_processor_waits_out_a_reader_settling_stale_entries():
+    """`queue list` or an opening GUI holds the lock for an instant (recover_unattended);
+    a `queue run` started in that instant must not be refused."""
+    held, release = threading.Event(), threading.Event()
+
+    def reader():
+        with processing_lock(wait_s=0):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    with processing_lock():  # waits for the reader instead of failing
+        assert release.is_set()
+    thread.join(5)
 
 
 def test_parameters_become_set_options_that_parse_back():

@@ -291,7 +291,7 @@ def test_the_reason_a_run_failed_stays_in_the_status_bar_after_it_ends(make_wind
     assert "the detector vanished" in window.statusBar().currentMessage()
 
 
-def test_a_run_from_the_launcher_becomes_a_nightly_schedule_and_can_be_removed(make_window):
+def test_a_run_from_the_launcher_becomes_a_nightly_schedule_edited_and_removed(make_window):
     from labpnn.schedules import list_schedules
 
     window = make_window("optical-sim")
@@ -314,6 +314,23 @@ def test_a_run_from_the_launcher_becomes_a_nightly_schedule_and_can_be_removed(m
     assert sched.parameters["n_modes"] == "64" and sched.max_runtime_s == 5400
     panel = window.schedules_panel
     assert panel.table.rowCount() == 1 and panel.table.item(0, 3).text() == "never fired"
+    panel.table.selectRow(0)
+    edit = panel.edit_selected()
+    assert edit.name.isReadOnly() and edit.max_runtime.text() == "1.5"
+    edit.cron.setText("0 2 * *")
+    edit.accept()
+    assert "invalid cron expression" in edit.error.text()
+    edit.cron.setText("15 3 * * 6")
+    edit.max_runtime.setText("")
+    edit.accept()
+    assert panel.table.item(0, 1).text() == "15 3 * * 6"
+    ledger = Ledger()
+    try:
+        (sched,) = list_schedules(ledger)
+    finally:
+        ledger.close()
+    assert sched.cron == "15 3 * * 6" and sched.max_runtime_s is None
+    assert sched.parameters["n_modes"] == "64"
     panel.table.selectRow(0)
     panel.remove_selected()
     assert panel.table.rowCount() == 0

@@ -53,6 +53,43 @@ def test_add_list_history_remove(bench):
     assert gone.exit_code == 2 and "no schedule named 'tm-nightly'" in gone.output
 
 
+def test_edit_changes_a_schedule_in_place_and_refuses_what_add_refuses(bench, ledger):
+    from labpnn.schedules import get_schedule
+
+    station = str(bench())
+    added = invoke(
+        *("schedule", "add", "tm", "--procedure", "night-measure", "--station", station),
+        *("--set", "steps=3", "--set", "step_s=0.01", "--cron", "0 2 * * *"),
+    )
+    assert added.exit_code == 0, added.output
+    res = invoke(
+        *("schedule", "edit", "tm", "--cron", "30 4 * * 1-5", "--set", "steps=5"),
+        *("--unset", "step_s", "--max-runtime", "600"),
+    )
+    assert res.exit_code == 0, res.output
+    assert "cron '30 4 * * 1-5'" in res.output and "04:30:00" in res.output
+    sched = get_schedule(ledger, "tm")
+    assert (sched.cron, sched.parameters, sched.max_runtime_s) == (
+        "30 4 * * 1-5",
+        {"steps": "5"},
+        600,
+    )
+    assert invoke("schedule", "edit", "tm", "--no-max-runtime").exit_code == 0
+    assert get_schedule(ledger, "tm").max_runtime_s is None
+    for args, message in [
+        (("--cron", "0 25 * * *"), "invalid cron expression"),
+        (("--set", "steps=many"), "steps='many' is invalid"),
+        (("--unset", "speed"), "has no parameter(s) speed"),
+        (("--max-runtime", "nan"), "--max-runtime must be a finite number"),
+        ((), "nothing to change"),
+    ]:
+        bad = invoke("schedule", "edit", "tm", *args)
+        assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
+    assert get_schedule(ledger, "tm").cron == "30 4 * * 1-5"  # a refused edit changes nothing
+    missing = invoke("schedule", "edit", "tm-weekly", "--cron", "0 2 * * *")
+    assert missing.exit_code == 2 and "no schedule named 'tm-weekly'" in missing.output
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

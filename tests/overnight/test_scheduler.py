@@ -44,6 +44,24 @@ def test_firings_due_while_the_scheduler_was_down_are_coalesced_into_one_run(
     assert "coalesced into the firing due 2030-01-01 03:00:00" in got[0][1]
 
 
+def test_an_edited_schedule_counts_from_the_edit_not_from_its_last_firing(
+    bench, add, ledger, scheduler_at
+):
+    from labpnn.schedules import update_schedule
+
+    add("nightly", "night-measure", bench(), "0 2 * * *", at(1), QUICK)
+    scheduler_at(at(1, 55)).run(until=at(2, 30))
+    # at 10:00 the time changes to 05:00: today's 05:00 was never asked for, so it is not
+    # "missed"; the next firing is tomorrow's 05:00
+    update_schedule(ledger, "nightly", now=at(10), cron="0 5 * * *")
+    scheduler_at(at(10)).run(until=at(10, 5))
+    assert [s for s, _ in statuses(ledger)] == ["completed"]
+    scheduler_at(at(4, 55, day=2)).run(until=at(6, day=2))
+    got = firings(ledger)
+    assert [f["status"] for f in got] == ["completed", "completed"]
+    assert got[1]["due"] == at(5, day=2)
+
+
 def test_a_firing_later_than_its_grace_is_missed_with_the_reason(bench, add, ledger, scheduler_at):
     add("nightly", "night-measure", bench(), "0 2 * * *", at(1), QUICK, misfire_grace_s=600)
     scheduler_at(at(9)).run(until=at(9, 5))
