@@ -408,7 +408,9 @@ def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, An
         )
         if with_columns and "results" in f:
             info["results"] = {k: f["results"][k][()] for k in f["results"]}
-        info["frames"] = {k: f["frames"][k].shape for k in f["frames"]} if "frames" in f else {}
+        info["frames"] = (
+            {k: f["frames"][k].shape for k in stream_names(f["frames"])} if "frames" in f else {}
+        )
         info["traces"] = (
             {k: f["traces"][k].shape for k in stream_names(f["traces"])} if "traces" in f else {}
         )

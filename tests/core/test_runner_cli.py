@@ -165,6 +165,7 @@ def test_sigint_aborts_keeps_data_and_makes_the_bench_safe(labpnn, lab_dirs):
     assert shown["status"] == "aborted"
     assert shown["safe_state"] == {"detector": "ok", "all_safe": True}
     assert shown["frames"]["detector"][0] >= 3
+    assert list(shown["frames"]) == ["detector"]  # its time stamps are not a frame stream
 
 
 def test_kill_9_leaves_a_readable_file_marked_crashed_and_repairable(labpnn, lab_dirs):
