@@ -1,7 +1,9 @@
 """The calibration registry: the latest valid calibration for a bench, and its history.
 
-Keyed by station, bench kind and a hash of the bench's ``layout``, so a calibration
-taken on a simulated bench (or a differently wired one) can never satisfy another.
+Keyed by station, bench kind and a hash of the bench's ``layout`` (and, for a simulated
+bench, of its world's settings: ``BenchConfig.calibration_hash``), so a calibration taken
+on a simulated bench, on another simulated world or on a differently wired bench can never
+satisfy another.
 It stores the key arrays (``.npz`` in the state directory, loaded without pickle) and
 a reference to the run file that produced them.
 """
@@ -47,6 +49,34 @@ class Calibration:
         with np.load(self.arrays_path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
+    def provenance(self, ledger: Ledger | None = None, at: float | None = None) -> dict[str, Any]:
+        """What a run that uses this calibration records about it (``/calibrations_used``).
+
+        The registry id is local to one state directory, so the producing run's file and
+        run id go with it: with those, a reader months later finds the arrays and the
+        conditions they were measured under.
+        """
+        from labpnn.storage import iso_time
+
+        at = time.time() if at is None else at
+        row = None
+        if ledger is not None and self.run_file:
+            try:
+                row = ledger.run_for_file(self.run_file)
+            except Exception:  # a moved file or a damaged ledger: the path still says it
+                row = None
+        return {
+            "registry_id": self.id,
+            "kind": self.kind,
+            "created": iso_time(self.created),
+            "valid_until": "" if self.valid_until is None else iso_time(self.valid_until),
+            "valid_when_used": self.valid_at(at),
+            "age_when_used_s": at - self.created,
+            "run_file": self.run_file,
+            "run_id": row["run_id"] if row else "",
+            "metrics": json.dumps(self.metrics, default=float),
+        }
+
 
 class CalibrationRegistry:
     def __init__(self, ledger: Ledger, station: str, bench: str, layout_hash: str):
@@ -55,12 +85,12 @@ class CalibrationRegistry:
 
     @classmethod
     def for_station(cls, ledger: Ledger, station: Any) -> CalibrationRegistry:
-        return cls(ledger, station.name, station.bench.kind, station.bench.layout_hash())
+        return cls(ledger, station.name, station.bench.kind, station.bench.calibration_hash())
 
     @classmethod
     def for_config(cls, ledger: Ledger, config: Any) -> CalibrationRegistry:
         """The registry of a station config, without connecting its instruments."""
-        return cls(ledger, config.name, config.bench.kind, config.bench.layout_hash())
+        return cls(ledger, config.name, config.bench.kind, config.bench.calibration_hash())
 
     def save(
         self,

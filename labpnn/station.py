@@ -74,6 +74,24 @@ class BenchConfig:
         blob = json.dumps(self.layout, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def world_settings(self) -> dict[str, Any]:
+        """The simulated world's own settings (seed, medium, noise, drift), without how it is
+        reached or clocked; empty for a real bench."""
+        return {k: v for k, v in self.simulation.items() if k not in NOT_THE_WORLD}
+
+    def calibration_hash(self) -> str:
+        """What a calibration is valid for: the layout, and for a simulated bench its world.
+
+        A TM measured on the world of seed 3 says nothing about the world of seed 1, although
+        both have the same layout. A real bench has no world settings: its hash is the
+        layout's, so its registry entries do not change.
+        """
+        world = self.world_settings()
+        if not world:
+            return self.layout_hash()
+        blob = json.dumps([self.layout, world], sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
@@ -253,6 +271,14 @@ class StationConfig:
     def simulated(self) -> bool:
         return any(i.simulated for i in self.instruments.values())
 
+    def without_instruments(self) -> StationConfig:
+        """This station with no instruments: what a run that measures nothing connects."""
+        import copy
+
+        bare = copy.copy(self)
+        bare.instruments = {}
+        return bare
+
     @property
     def seed(self) -> int | None:
         return self.bench.simulation.get("seed") if self.simulated else None
@@ -377,7 +403,7 @@ class Station:
 
         # Keyed by the world's own settings too, so another seed, medium or drift rate gets
         # its own world and never ends the night-to-night series of this one.
-        world = {k: v for k, v in self.bench.simulation.items() if k not in NOT_THE_WORLD}
+        world = self.bench.world_settings()
         digest = hashlib.sha256(json.dumps(world, sort_keys=True, default=str).encode())
         name = f"{_safe(self.name)}-{self.bench.layout_hash()}-{digest.hexdigest()[:12]}.npz"
         self._world_store = WorldStore(paths.state_dir() / "worlds" / name)

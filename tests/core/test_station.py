@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labpnn.errors import ConfigError, LimitError
@@ -42,6 +43,32 @@ def test_layout_hash_changes_with_layout_only():
     b = StationConfig.load(FAKE, ["bench.simulation.seed=3"]).bench.layout_hash()
     c = StationConfig.load(FAKE, ["bench.layout.pixels=32"]).bench.layout_hash()
     assert a == b != c
+
+
+def test_a_calibration_is_valid_for_one_simulated_world_only(lab_dirs):
+    """A TM measured on the world of seed 3 must not focus the world of seed 1."""
+    from labpnn.ledger import Ledger
+    from labpnn.registry import CalibrationRegistry
+
+    def key(*overrides):
+        return StationConfig.load("optical-sim", list(overrides)).bench.calibration_hash()
+
+    default = key()
+    assert key("bench.simulation.seed=3") != default
+    assert key("bench.simulation.transport=direct") == default  # how it is reached: same world
+    assert key("bench.simulation.clock=real-time") == default
+    real = StationConfig.load(FAKE).bench
+    real.simulation = {}
+    assert real.calibration_hash() == real.layout_hash()  # a real bench's entries stay put
+    ledger = Ledger()
+    try:
+        seeded = StationConfig.load("optical-sim", ["bench.simulation.seed=3"])
+        CalibrationRegistry.for_config(ledger, seeded).save("tm", {"tm": np.ones((2, 2))})
+        assert CalibrationRegistry.for_config(ledger, seeded).latest("tm") is not None
+        plain = CalibrationRegistry.for_config(ledger, StationConfig.load("optical-sim"))
+        assert plain.latest("tm") is None
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize(
