@@ -262,23 +262,33 @@ def show(run_file, as_json) -> None:
     status = info.get("status")
     if row and row["status"] != status:
         status = row["status"]
+    summary = dict(info.get("summary") or {})
+    if summary.get("status") == "running" and status != "running":
+        summary["status"] = status  # written by a writer that died before its end record
     out = {
         "file": str(run_file),
         "run_id": info.get("run_id"),
         "procedure": info.get("procedure"),
         "station": info.get("station"),
+        "station_set": info.get("station_set") or [],
         "status": status,
         "file_status": info.get("status"),
         "error": info.get("error") or (row or {}).get("error") or "",
         "start_time": info.get("start_time"),
         "end_time": info.get("end_time", ""),
         "simulated": bool(info.get("simulated")),
+        "simulator_seed": info.get("simulator_seed"),
         "parameters": info.get("parameters"),
-        "summary": info.get("summary"),
+        "effective_parameters": info.get("effective_parameters") or {},
+        "summary": summary,
         "safe_state": info.get("safe_state"),
+        "calibrations_used": info.get("calibrations_used") or {},
         "frames": {k: list(v) for k, v in info.get("frames", {}).items()},
+        "traces": {k: list(v) for k, v in info.get("traces", {}).items()},
         "note": info.get("note", ""),
         "tags": info.get("tags", []),
+        "labpnn_version": info.get("labpnn_version", ""),
+        "git_commit": info.get("git_commit", ""),
     }
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
@@ -287,9 +297,29 @@ def show(run_file, as_json) -> None:
     if out["error"]:
         click.echo(f"  error: {out['error']}")
     click.echo(f"  started {out['start_time']}  ended {out['end_time'] or '-'}")
+    where = ["simulated" if out["simulated"] else "real instruments"]
+    if out["simulated"] and out["simulator_seed"] not in (None, -1):
+        where.append(f"seed {out['simulator_seed']}")
+    where += [f"--station-set {item}" for item in out["station_set"]]
+    click.echo(f"  bench: {', '.join(where)}")
+    version = out["labpnn_version"] + (f" ({out['git_commit'][:10]})" if out["git_commit"] else "")
+    if version:
+        click.echo(f"  labpnn {version}")
+    if out["note"] or out["tags"]:
+        click.echo(f"  note: {out['note']}  tags: {', '.join(out['tags']) or '-'}")
     click.echo("  parameters:")
-    for k, v in (out["parameters"] or {}).items():
-        click.echo(f"    {k} = {v}")
+    effective = out["effective_parameters"]
+    for k in {**(out["parameters"] or {}), **effective}:
+        asked = (out["parameters"] or {}).get(k, "-")
+        used = effective.get(k, asked)
+        shown = f"{used}" if used == asked else f"{used}  (asked: {asked})"
+        click.echo(f"    {k} = {shown}")
+    for kind, cal in out["calibrations_used"].items():
+        valid = "valid" if cal.get("valid_when_used") else "EXPIRED"
+        click.echo(
+            f"  uses {kind} calibration #{cal.get('registry_id')} of {cal.get('created')} "
+            f"({valid} when used) from {cal.get('run_file') or '-'}"
+        )
     if out["summary"]:
         click.echo("  summary:")
         for k, v in out["summary"].items():
@@ -314,7 +344,7 @@ def repair(run_file) -> None:
     if info.get("status") not in ("running", None) and info.get("status") == status:
         click.echo(f"{run_file} is already clean (status {status})")
         return
-    repair_file(run_file, status)
+    repair_file(run_file, status, error=(row or {}).get("error") or "")
     click.echo(f"repaired {run_file}: status {status}")
 
 

@@ -61,6 +61,8 @@ class LabProcedure(Procedure):
     bench_kinds: ClassVar[tuple[str, ...]] = ()
     roles: ClassVar[tuple[str, ...]] = ()
     supports_pause: ClassVar[bool] = False
+    # Needs no instrument at all (a digital reference, e.g. train-ff): runs lock none.
+    digital_only: ClassVar[bool] = False
     supports_resume: ClassVar[bool] = False
     watchdog_s: ClassVar[float] = 300.0  # longest silence between progress() calls
 
@@ -111,6 +113,14 @@ class LabProcedure(Procedure):
     def estimate(self) -> Estimate:
         """Hardware queries and duration, without touching hardware (``--dry-run``)."""
         return Estimate(queries=0, seconds=0.0, note="no estimate for this procedure")
+
+    def record_calibration(self, cal: Any) -> Any:
+        """Note in the run file which calibration this run uses (``/calibrations_used/<kind>``)
+        and return it, so a reader can tell a run on a fresh TM from one on a stale one."""
+        if cal is not None and self.run is not None:
+            ledger = getattr(self.registry, "ledger", None)
+            self.run.set_attrs(f"calibrations_used/{cal.kind}", **cal.provenance(ledger))
+        return cal
 
     def check_station_config(self, config: Any) -> None:
         """What can be checked before connecting: the one preflight of runs, dry runs, queue

@@ -74,7 +74,20 @@ def ensure_calibration(
     max_age_s: float | None = None,
     auto: bool | None = None,
 ) -> Calibration:
-    """The calibration to use now; see the module docstring for the policy."""
+    """The calibration to use now, recorded in the run file; see the module docstring."""
+    cal = _choose_calibration(procedure, kind, calibrate_procedure, params, max_age_s, auto)
+    record = getattr(procedure, "record_calibration", None)
+    return record(cal) if record is not None else cal
+
+
+def _choose_calibration(
+    procedure: Any,
+    kind: str,
+    calibrate_procedure: str,
+    params: dict[str, Any] | None,
+    max_age_s: float | None,
+    auto: bool | None,
+) -> Calibration:
     registry = procedure.registry
     if max_age_s is None:
         ages = _station_calibration_config(procedure).get("max_age_s") or {}

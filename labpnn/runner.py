@@ -251,6 +251,10 @@ def preflight(procedure: Any, station: str, station_set: Any = ()) -> Any:
     config = StationConfig.load(station, list(station_set))
     config.check()
     procedure.check_station_config(config)
+    if procedure.digital_only:
+        # It measures nothing: it must not lock (or touch) the station's instruments, which
+        # another run may be using.
+        config = config.without_instruments()
     return config
 
 

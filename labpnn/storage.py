@@ -46,7 +46,12 @@ STATUSES = ("queued", "running", "completed", "aborted", "failed", "crashed", "m
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="milliseconds")
+    return iso_time(time.time())
+
+
+def iso_time(t: float) -> str:
+    """Epoch seconds as the run files write times: local ISO 8601 with its UTC offset."""
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def _to_attr(value: Any) -> Any:
@@ -406,6 +411,12 @@ def read_run(path: str | os.PathLike, with_columns: bool = True) -> dict[str, An
             if "safe_state" in f
             else {}
         )
+        used = f.get("calibrations_used")
+        info["calibrations_used"] = (
+            {kind: {k: attr_value(v) for k, v in used[kind].attrs.items()} for kind in used}
+            if used is not None
+            else {}
+        )
         if with_columns and "results" in f:
             info["results"] = {k: f["results"][k][()] for k in f["results"]}
         info["frames"] = (
@@ -432,8 +443,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         return arrays, json.loads(group.attrs["meta"])
 
 
-def repair(path: str | os.PathLike, status: str) -> Path:
-    """Rewrite a file whose writer died into a clean, normally openable file."""
+def repair(path: str | os.PathLike, status: str, error: str = "") -> Path:
+    """Rewrite a file whose writer died into a clean, normally openable file.
+
+    The file then says one thing: its status (also a ``/summary`` status left "running" by
+    the dead writer) and, when it has none, the ``error`` the ledger knows.
+    """
     import h5py
 
     from labpnn.h5clear import clear_status_flags
@@ -455,5 +470,10 @@ def repair(path: str | os.PathLike, status: str) -> Path:
         dst.attrs["repaired_time"] = now_iso()
         if not dst.attrs.get("end_time"):
             dst.attrs["end_time"] = ""
+        if error and not dst.attrs.get("error"):
+            dst.attrs["error"] = error
+        summary = dst.get("summary")
+        if summary is not None and attr_value(summary.attrs.get("status")) == "running":
+            summary.attrs["status"] = status
     os.replace(tmp, path)
     return path

@@ -80,7 +80,7 @@ class CalibrateTM(LabProcedure):
         camera_cal = self.registry.latest("camera")
         self.dark = 0.0
         if camera_cal is not None and not camera_cal.expired:
-            arrays = camera_cal.arrays()
+            arrays = self.record_calibration(camera_cal).arrays()
             bench.camera.exposure_s = float(arrays["exposure_s"])
             if tuple(arrays["roi"]) == tuple(bench.camera.roi):
                 self.dark = arrays["dark_frame"].reshape(-1)

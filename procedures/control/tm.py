@@ -186,7 +186,7 @@ class ControlTM(ControlProcedure):
         self.run.write_array("control/reference_frame", frame, exposure_s=exposure_s)
         camera_cal = self.registry.latest("camera")
         if camera_cal is not None and not camera_cal.expired:
-            cal = camera_cal.arrays()
+            cal = self.record_calibration(camera_cal).arrays()
             if "dark_frame" in cal and tuple(cal.get("roi", ())) == tuple(bench.camera.roi):
                 frame = frame - cal["dark_frame"] * exposure_s / float(cal["exposure_s"])
         return frame

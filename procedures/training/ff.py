@@ -37,7 +37,8 @@ class TrainFF(TrainingProcedure):
 
     name: ClassVar[str] = "train-ff"
     bench_kinds: ClassVar[tuple[str, ...]] = ()
-    default_station: ClassVar[str] = "acoustic-sim"
+    digital_only: ClassVar[bool] = True
+    default_station: ClassVar[str] = "acoustic-sim"  # named in its file; none of it is used
     family: ClassVar[str] = "ff"
     watchdog_s: ClassVar[float] = 900.0
 

@@ -35,6 +35,15 @@ from labpnn.procedures.training.twin import (
 __all__ = ["TrainPAT", "TwinTrainingProcedure"]
 
 
+# the twin_* parameters and the keys a fitted twin's description records them under
+TWIN_FIT_FIELDS = {
+    "twin_samples": "samples",
+    "twin_epochs": "epochs",
+    "twin_lr": "lr",
+    "twin_hidden": "hidden",
+}
+
+
 class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
     """Training that needs a digital twin of the bench: PAT and in-silico."""
 
@@ -67,6 +76,8 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             found = load_twin(self.registry, layer, self.standardised)
             if found is not None:
                 twin, meta = found
+                meta["reused"] = True  # fitted by another run: this run's twin_* did nothing
+                self.record_calibration(meta.pop("calibration", None))
                 self.log.info(
                     "using registered twin #%s (validation NRMSE %.3f, %.0f s old)",
                     meta["registry_id"], meta.get("validation_nrmse") or float("nan"), meta["age_s"],
@@ -111,6 +122,19 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
 
     def checkpoint_extra(self) -> dict:
         return {"twin": self.twin_meta}
+
+    def effective_settings(self) -> dict[str, Any]:
+        """With a registered twin reused, its own fitting settings replace this run's
+        ``twin_*`` parameters (which fitted nothing); those it does not record are left out."""
+        settings = super().effective_settings()
+        meta = getattr(self, "twin_meta", None) or {}
+        if meta.get("reused"):
+            for key, field in TWIN_FIT_FIELDS.items():
+                settings.pop(key, None)
+                if field in meta:
+                    value = meta[field]
+                    settings[key] = ",".join(map(str, value)) if key == "twin_hidden" else value
+        return settings
 
     def setup_queries(self) -> int:
         if self.twin == "registry":

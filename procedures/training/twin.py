@@ -122,6 +122,10 @@ def fit_bench_twin(
         "probe": [low, high],
         "standardised": layer.standardised,
         "bench": procedure.bench_kind,
+        # how it was fitted, so a run that reuses it from the registry can say so
+        "samples": int(procedure.twin_samples),
+        "epochs": int(procedure.twin_epochs),
+        "lr": float(procedure.twin_lr),
     }
     wrapped: torch.nn.Module = twin
     if period:
@@ -174,7 +178,8 @@ def load_twin(
     """The latest registered twin that fits ``layer``, with the layer set to its standardisation.
 
     A twin fits when its widths match and it was fitted with (or without) standardisation as
-    asked. Its ``report`` is the fitting cost, so trainers count that data (S8).
+    asked. Its ``report`` is the fitting cost, so trainers count that data (S8). The
+    description holds the registry entry itself under ``calibration`` (not JSON: take it out).
     """
     for cal in reversed(registry.history(TWIN_KIND)):
         meta = cal.metrics
@@ -194,7 +199,8 @@ def load_twin(
         _core(twin).report = {
             key: meta[key] for key in ("queries", "hardware_s", "digital_flops") if key in meta
         }
-        return twin, {**meta, "registry_id": cal.id, "run_file": cal.run_file, "age_s": cal.age_s}
+        described = {"registry_id": cal.id, "run_file": cal.run_file, "age_s": cal.age_s}
+        return twin, {**meta, **described, "calibration": cal}
     return None
 
 

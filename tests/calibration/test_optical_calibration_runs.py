@@ -190,7 +190,16 @@ def test_validate_focus_with_auto_recalibrate_measures_the_missing_tm_first(labp
     files = sorted(p.name for p in lab_dirs[0].rglob("*.h5"))
     assert len(files) == 2 and "_then-calibrate-tm_" in files[1], files
     again = labpnn("run", "validate-focus", "--station", "optical-sim")  # the TM is registered
-    assert again.returncode == 0, again.stderr
+    # each focus run says which TM it focused with: the run that measured it, and whether
+    # it was still valid
+    calibration = next(p for p in lab_dirs[0].rglob("*_then-calibrate-tm_*.h5"))
+    tm_run = json.loads(labpnn("show", str(calibration), "--json").stdout)
+    used = show(labpnn, again)["calibrations_used"]
+    assert list(used) == ["tm"]
+    assert used["tm"]["run_id"] == tm_run["run_id"] and used["tm"]["valid_when_used"] is True
+    assert used["tm"]["run_file"] == str(calibration.resolve())
+    text = labpnn("show", again.stdout.strip().splitlines()[-1]).stdout
+    assert f"uses tm calibration #{used['tm']['registry_id']} of " in text and "(valid" in text
 
 
 def test_a_tm_that_predicts_poorly_is_registered_with_a_warning(labpnn, lab_dirs):

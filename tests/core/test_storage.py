@@ -65,6 +65,7 @@ def test_checkpoint_round_trips_tensors_without_pickle(writer):
 def test_repair_turns_an_open_file_into_a_clean_one(tmp_path):
     w = RunWriter(tmp_path / "r.h5", {"procedure": "demo"})
     w.append_frame("camera", np.ones((2, 2)))
+    w.set_summary(status="running", epochs=3)  # as a training run keeps it while it runs
     # Simulate a dead writer: copy the file while it is open for SWMR writing.
     import shutil
 
@@ -72,7 +73,10 @@ def test_repair_turns_an_open_file_into_a_clean_one(tmp_path):
     w.close()
     with pytest.raises(OSError):
         h5py.File(tmp_path / "dead.h5", "r")
-    repair(tmp_path / "dead.h5", "crashed")
+    repair(tmp_path / "dead.h5", "crashed", error="the run process died without an end record")
     with h5py.File(tmp_path / "dead.h5", "r") as f:
         assert f.attrs["status"] == "crashed"
         assert f["frames/camera"].shape == (1, 2, 2)
+        # the file says one thing: not "crashed" at the root and "running" in its summary
+        assert f["summary"].attrs["status"] == "crashed" and f["summary"].attrs["epochs"] == 3
+        assert f.attrs["error"] == "the run process died without an end record"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -147,6 +148,12 @@ def test_fit_twin_registers_a_twin_that_pat_and_insilico_use_and_count(labpnn, d
         assert SUMMARY_KEYS <= set(got)
         assert got["twin_queries"] == 364  # the twin's data count once, though two layers use it
         assert "using registered twin" in res.stderr
+        # the file names the twin it used and how that twin was fitted, not this run's twin_*
+        with h5py.File(run_path(res), "r") as f:
+            used = dict(f["calibrations_used/twin"].attrs)
+            effective = json.loads(f.attrs["effective_parameters"])
+        assert used["run_file"] == str(Path(run_path(twin)).resolve())
+        assert (effective["twin_samples"], effective["twin_epochs"]) == (300, 5)
     # in-silico logs what its twin believes next to what the bench measures
     assert np.isfinite(results(run_path(res))["twin_test_accuracy"][-1])
 
@@ -157,10 +164,19 @@ def test_pat_without_a_registered_twin_is_bad_input_when_one_is_required(labpnn,
     assert _run_files(lab_dirs[0]) == []
 
 
-def test_forward_forward_is_a_run_too_and_the_report_plots_it(labpnn, tmp_path):
-    res = labpnn("run", "train-ff", "--set", "dataset=digits", "--set", "hidden=64",
-                 "--set", "epochs=2", "--no-progress")  # fmt: skip
+def test_forward_forward_is_a_run_too_and_the_report_plots_it(labpnn, tmp_path, lab_dirs):
+    from labpnn.station import Station, StationConfig, hold_locks
+
+    # Digital only: it runs while another run holds the station's instruments, and
+    # touches none of them.
+    acoustic = Station(StationConfig.load("acoustic-sim"))
+    with hold_locks(acoustic.lock_paths(), 0, "another run"):
+        res = labpnn("run", "train-ff", "--set", "dataset=digits", "--set", "hidden=64",
+                     "--set", "epochs=2", "--no-progress")  # fmt: skip
     assert res.returncode == 0, res.stderr
+    with h5py.File(run_path(res), "r") as f:
+        assert "safe_state" not in f or not dict(f["safe_state"].attrs).get("audio")
+        assert json.loads(f.attrs["identities"]) == {}
     path = run_path(res)
     got = summary(path)
     assert SUMMARY_KEYS <= set(got) and got["queries"] == 0 and got["digital_flops"] > 0
