@@ -6,8 +6,12 @@ Layout (``format_version`` 1)::
                       station snapshot (JSON), simulated + simulator seed, note, tags...
     /results/<col>    one resizable 1-D dataset per scalar column (step, loss, ...)
     /frames/<name>    N x H x W camera frames, with /frames/<name>_t timestamps (s)
+                      (and /frames/<name>_exposure_s, each frame's exposure, where given)
     /traces/<name>    N x ... traces (VNA sweeps, audio), with /traces/<name>_t
                       (and /traces/<name>_x, its x values with a unit, if the run set one)
+                      A stream's attrs say what it holds (``unit``, ``description``...);
+                      every ``*_t`` has ``unit="s"`` and ``clock`` (a name in ``CLOCKS``:
+                      "unix" epoch seconds, or "bench", the station's own clock)
     /calibration/...  arrays a calibration produced (e.g. the TM)
     /checkpoints/latest   tensors as datasets (never pickle) + attrs (JSON meta)
     /log              compound (t, level, message): the run's log
@@ -40,6 +44,20 @@ import numpy as np
 
 from labpnn import FORMAT_VERSION
 from labpnn.errors import BadInput
+
+# The clocks a stream's time stamps (``<name>_t``) can be on: the ``clock`` attribute names
+# one, the ``description`` attribute says what its seconds are.
+CLOCKS = {
+    "unix": "wall-clock seconds since 1970-01-01 UTC (time.time()) when the writer got the row",
+    "bench": (
+        "the station's clock (labpnn.clock), s: on a simulated station in fast mode the "
+        "simulated world's time, s since the world started; on hardware and in real-time "
+        "simulation time.monotonic() of the run's computer (arbitrary origin). Only "
+        "differences within one run mean anything; NaN where the bench gave no time"
+    ),
+}
+# Datasets beside a stream in /frames or /traces that describe its rows or its axis.
+SIBLING_SUFFIXES = ("_t", "_x", "_exposure_s")
 
 LOG_DTYPE = np.dtype([("t", "f8"), ("level", "S8"), ("message", "S480")])
 STATUSES = ("queued", "running", "completed", "aborted", "failed", "crashed", "missed")
@@ -108,6 +126,7 @@ class RunWriter:
         self._last_fsync = time.monotonic()
         self._summary: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}
+        self._clocks: dict[str, str] = {}  # stream -> the clock of its time stamps
         self._closed = False
         self._lock = threading.RLock()
         # Live viewers (the GUI's loopback channel) subscribe here: (kind, name, payload).
@@ -143,7 +162,10 @@ class RunWriter:
             self.f.swmr_mode = True
             self.f.flush()
 
-    def _dataset(self, name: str, tail: tuple[int, ...], dtype: Any) -> Any:
+    def _dataset(
+        self, name: str, tail: tuple[int, ...], dtype: Any, attrs: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The resizable dataset ``name``; created (with ``attrs``) on its first append."""
         ds = self._cache.get(name)
         if ds is None:
             if name not in self.f:
@@ -157,13 +179,15 @@ class RunWriter:
                         dtype=dtype,
                         chunks=(chunk_rows, *tail),
                     )
+                    for key, value in (attrs or {}).items():
+                        f[name].attrs[key] = _to_attr(value)
 
                 self._restructure(create)
             ds = self._cache[name] = self.f[name]
         return ds
 
-    def _append(self, name: str, rows: np.ndarray) -> None:
-        ds = self._dataset(name, rows.shape[1:], rows.dtype)
+    def _append(self, name: str, rows: np.ndarray, attrs: Mapping[str, Any] | None = None) -> None:
+        ds = self._dataset(name, rows.shape[1:], rows.dtype, attrs)
         if ds.shape[1:] != rows.shape[1:]:
             raise ValueError(f"{name}: rows of shape {rows.shape[1:]} do not fit {ds.shape[1:]}")
         n = ds.shape[0]
@@ -204,25 +228,113 @@ class RunWriter:
         self._committed()
         self._notify("row", group, values)
 
-    def append_frame(self, name: str, frame: np.ndarray, t: float | None = None) -> None:
-        self.append_frames(name, np.asarray(frame)[None], None if t is None else [t])
+    def append_frame(
+        self,
+        name: str,
+        frame: np.ndarray,
+        t: float | None = None,
+        clock: str = "unix",
+        exposure_s: float | None = None,
+        **attrs: Any,
+    ) -> None:
+        """One frame; see :meth:`append_frames`."""
+        self.append_frames(
+            name, np.asarray(frame)[None], None if t is None else [t], clock, exposure_s, **attrs
+        )
 
     @_locked
-    def append_frames(self, name: str, frames: np.ndarray, t: Any = None) -> None:
+    def append_frames(
+        self,
+        name: str,
+        frames: np.ndarray,
+        t: Any = None,
+        clock: str = "unix",
+        exposure_s: Any = None,
+        **attrs: Any,
+    ) -> None:
+        """Frames ``[N, H, W]`` into ``/frames/<name>``, with their time stamps.
+
+        ``t``: one time per frame on ``clock`` (see :data:`CLOCKS`); the default is now, on
+        the unix clock. ``exposure_s`` (one value, or one per frame) goes into
+        ``/frames/<name>_exposure_s``: give it on every append of a stream or on none.
+        ``attrs`` describe the stream (``unit``, ``description``...); they are written when
+        the stream is created, by its first append.
+        """
         frames = np.asarray(frames)
-        times = np.full(len(frames), time.time()) if t is None else np.asarray(t, dtype=float)
-        self._append(f"frames/{name}", frames)
-        self._append(f"frames/{name}_t", times.reshape(-1))
+        stream = f"frames/{name}"
+        times = self._times(stream, len(frames), t, clock)
+        exposures = self._exposures(stream, len(frames), exposure_s)
+        self._append(stream, frames, attrs)
+        self._append_times(stream, times, clock)
+        if exposures is not None:
+            self._append(
+                f"{stream}_exposure_s",
+                exposures,
+                {"unit": "s", "description": f"camera exposure time of each frame of {name}"},
+            )
         self._committed()
         self._notify("frame", name, frames[-1])
 
     @_locked
-    def append_trace(self, name: str, trace: np.ndarray, t: float | None = None) -> None:
+    def append_trace(
+        self,
+        name: str,
+        trace: np.ndarray,
+        t: float | None = None,
+        clock: str = "unix",
+        **attrs: Any,
+    ) -> None:
+        """One trace into ``/traces/<name>``; ``t``, ``clock`` and ``attrs`` as for frames."""
         trace = np.asarray(trace)
-        self._append(f"traces/{name}", trace[None])
-        self._append(f"traces/{name}_t", np.asarray([time.time() if t is None else t]))
+        stream = f"traces/{name}"
+        times = self._times(stream, 1, None if t is None else [t], clock)
+        self._append(stream, trace[None], attrs)
+        self._append_times(stream, times, clock)
         self._committed()
         self._notify("trace", name, trace)
+
+    # -- time stamps and exposures of a stream's rows ------------------------------------
+    def _times(self, stream: str, n: int, t: Any, clock: str) -> np.ndarray:
+        """``n`` time stamps on ``clock``, checked before anything of the rows is written."""
+        if clock not in CLOCKS:
+            raise ValueError(f"{stream}: clock={clock!r} is not one of {sorted(CLOCKS)}")
+        if stream not in self._clocks and f"{stream}_t" in self.f:
+            self._clocks[stream] = attr_value(self.f[f"{stream}_t"].attrs.get("clock", ""))
+        held = self._clocks.get(stream)
+        if held and held != clock:  # a file from before clocks were named has ""
+            raise ValueError(
+                f"{stream}_t holds time stamps on the {held!r} clock; rows on the {clock!r} "
+                "clock cannot join them (give the same clock, or use another stream name)"
+            )
+        if t is None:
+            if clock != "unix":
+                raise ValueError(f"{stream}: give the time stamps t on the {clock!r} clock")
+            return np.full(n, time.time())
+        times = np.asarray(t, dtype=float).reshape(-1)
+        if len(times) != n:
+            raise ValueError(f"{stream}: {len(times)} time stamps for {n} rows")
+        return times
+
+    def _append_times(self, stream: str, times: np.ndarray, clock: str) -> None:
+        name = stream.split("/", 1)[1]
+        attrs = {
+            "unit": "s",
+            "clock": clock,
+            "description": f"time stamp of each row of {name} on the {clock} clock: {CLOCKS[clock]}",
+        }
+        self._append(f"{stream}_t", times, attrs)
+        self._clocks[stream] = clock
+
+    def _exposures(self, stream: str, n: int, exposure_s: Any) -> np.ndarray | None:
+        """Per-frame exposures, or None; refuses to leave a stream's exposures incomplete."""
+        if stream in self.f and (f"{stream}_exposure_s" in self.f) != (exposure_s is not None):
+            had = "has" if exposure_s is None else "has no"
+            raise ValueError(
+                f"{stream} {had} per-frame exposures: give exposure_s on every append or none"
+            )
+        if exposure_s is None:
+            return None
+        return np.broadcast_to(np.asarray(exposure_s, dtype=float).reshape(-1), (n,)).copy()
 
     def set_trace_axis(self, name: str, x: Any, unit: str) -> None:
         """The x values of trace ``name`` (e.g. the sweep's frequencies), for readers and the GUI.
@@ -287,6 +399,16 @@ class RunWriter:
                     node.attrs[key] = _to_attr(value)
 
         self._restructure(change)
+
+    def describe_summary(self, docs: Mapping[str, tuple[str, str]]) -> None:
+        """Units and descriptions of ``/summary`` keys, ``{key: (units, description)}``, as
+        ``/summary/units`` and ``/summary/description`` attributes named like the keys."""
+        self.describe(
+            {
+                "summary/units": {key: units for key, (units, _) in docs.items()},
+                "summary/description": {key: text for key, (_, text) in docs.items()},
+            }
+        )
 
     @_locked
     def set_summary(self, **metrics: Any) -> None:
@@ -353,9 +475,9 @@ class RunWriter:
 
 # -- reading -------------------------------------------------------------------------
 def stream_names(group: Any) -> list[str]:
-    """The data streams of ``/frames`` or ``/traces``, without their ``_t`` time stamps and
-    ``_x`` axes (which sit beside them in the same group)."""
-    return [name for name in group if not name.endswith(("_t", "_x"))]
+    """The data streams of ``/frames`` or ``/traces``, without the datasets that sit beside
+    them in the same group (``SIBLING_SUFFIXES``: time stamps, axes, exposures)."""
+    return [name for name in group if not name.endswith(SIBLING_SUFFIXES)]
 
 
 class UnreadableRunFile(BadInput):

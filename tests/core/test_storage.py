@@ -1,6 +1,7 @@
 """The run file: crash-safe appends, self-describing metadata, plain-h5py readability."""
 
 import json
+import time
 
 import h5py
 import numpy as np
@@ -18,7 +19,9 @@ def writer(tmp_path):
 
 def test_appends_are_readable_by_a_swmr_reader_while_the_run_writes(writer):
     for i in range(5):
-        writer.append_frame("camera", np.full((4, 6), i, dtype=np.uint16), t=float(i))
+        writer.append_frame(
+            "camera", np.full((4, 6), i, dtype=np.uint16), t=float(i), clock="bench"
+        )
         writer.append_row(step=i, loss=1.0 / (i + 1))
     # same process as the writer, so the same (disabled) HDF5 file-locking flag
     with h5py.File(writer.path, "r", libver="latest", swmr=True, locking=False) as f:
@@ -80,3 +83,63 @@ def test_repair_turns_an_open_file_into_a_clean_one(tmp_path):
         # the file says one thing: not "crashed" at the root and "running" in its summary
         assert f["summary"].attrs["status"] == "crashed" and f["summary"].attrs["epochs"] == 3
         assert f.attrs["error"] == "the run process died without an end record"
+
+
+def test_every_time_stamp_says_it_is_in_seconds_and_on_which_clock(writer):
+    before = time.time()
+    writer.append_frames("camera", np.zeros((2, 3, 3)))
+    writer.append_trace("s21", np.zeros(5, complex))
+    writer.append_frame("tm", np.zeros((3, 3)), t=12.5, clock="bench")
+    with h5py.File(writer.path, "r", libver="latest", swmr=True, locking=False) as f:
+        for name in ("frames/camera_t", "traces/s21_t"):
+            assert f[name].attrs["unit"] == "s" and f[name].attrs["clock"] == "unix"
+            assert "1970" in f[name].attrs["description"]
+            assert before <= f[name][0] <= time.time()
+        bench = f["frames/tm_t"]
+        assert bench.attrs["unit"] == "s" and bench.attrs["clock"] == "bench"
+        assert "simulated" in bench.attrs["description"] and bench[()].tolist() == [12.5]
+
+
+def test_time_stamps_on_two_clocks_never_share_a_dataset(writer):
+    writer.append_frame("camera", np.zeros((3, 3)), t=1.0, clock="bench")
+    with pytest.raises(ValueError, match="on the 'bench' clock"):
+        writer.append_frame("camera", np.zeros((3, 3)))  # now, on the unix clock
+    with pytest.raises(ValueError, match="not one of"):
+        writer.append_frame("other", np.zeros((3, 3)), t=1.0, clock="world")
+    with pytest.raises(ValueError, match="give the time stamps"):
+        writer.append_frame("other", np.zeros((3, 3)), clock="bench")
+    with pytest.raises(ValueError, match="2 time stamps for 1 rows"):
+        writer.append_frames("camera", np.zeros((1, 3, 3)), t=[1, 2], clock="bench")
+    info = read_run(writer.path)
+    assert info["frames"] == {"camera": (1, 3, 3)}  # the refused rows left nothing behind
+
+
+def test_per_frame_exposures_sit_beside_the_stream_and_are_not_a_stream(writer):
+    writer.append_frames(
+        "focus", np.zeros((2, 4, 4), np.uint16), exposure_s=[1e-3, 2e-3],
+        unit="ADU (camera counts)", description="raw frames",
+    )  # fmt: skip
+    writer.append_frame("focus", np.zeros((4, 4), np.uint16), exposure_s=5e-4, unit="ignored")
+    with h5py.File(writer.path, "r", libver="latest", swmr=True, locking=False) as f:
+        exposure = f["frames/focus_exposure_s"]
+        np.testing.assert_allclose(exposure[()], [1e-3, 2e-3, 5e-4])
+        assert exposure.attrs["unit"] == "s"
+        # the stream's own attrs, written by its first append
+        assert f["frames/focus"].attrs["unit"] == "ADU (camera counts)"
+        assert f["frames/focus"].attrs["description"] == "raw frames"
+    assert read_run(writer.path)["frames"] == {"focus": (3, 4, 4)}
+    with pytest.raises(ValueError, match="has per-frame exposures"):
+        writer.append_frame("focus", np.zeros((4, 4), np.uint16))
+    writer.append_frame("plain", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="has no per-frame exposures"):
+        writer.append_frame("plain", np.zeros((4, 4)), exposure_s=1e-3)
+
+
+def test_summary_keys_get_units_and_descriptions(writer):
+    writer.set_summary(exposure_s=0.01, queries=3)
+    writer.describe_summary({"exposure_s": ("s", "the chosen exposure"), "queries": ("count", "")})
+    writer.finish("completed")
+    with h5py.File(writer.path, "r") as f:
+        assert f["summary/units"].attrs["exposure_s"] == "s"
+        assert f["summary/description"].attrs["exposure_s"] == "the chosen exposure"
+        assert f["summary"].attrs["exposure_s"] == pytest.approx(0.01)
