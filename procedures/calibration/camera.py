@@ -15,7 +15,9 @@ from labpnn.procedures.calibration.optical_common import (
     auto_expose,
     dark_by_extrapolation,
     probe_patterns,
+    raw_frame_attrs,
 )
+from labpnn.procedures.calibration.summary_docs import CAMERA
 
 
 class CalibrateCamera(LabProcedure):
@@ -48,8 +50,9 @@ class CalibrateCamera(LabProcedure):
         dark = dark_by_extrapolation(bench, phases, [exposure / 4, exposure / 2, exposure])
         self.progress(2, 3, stage="check")
         frames = bench.acquire(phases)
+        about = raw_frame_attrs(bench, "check frames of random SLM patterns at the chosen exposure")
         for frame in frames:
-            self.run.append_frame("camera", frame.astype(np.uint16))
+            self.run.append_frame("camera", frame.astype(np.uint16), exposure_s=exposure, **about)
         peak = float(frames.max() / bench.full_scale)
         summary = {
             "exposure_s": exposure,
@@ -62,8 +65,11 @@ class CalibrateCamera(LabProcedure):
         truth = self.station.ground_truth
         if truth is not None and "black_level_adu" in truth:
             summary["dark_error_adu"] = float(np.mean(dark) - truth["black_level_adu"])
-        self.run.write_array("calibration/dark_frame", dark, unit="ADU")
+        self.run.write_array("calibration/dark_frame", dark, unit="ADU (camera counts)",
+                             description="per-pixel dark level of the camera ROI: the "
+                             "zero-exposure intercept of ADU against exposure")  # fmt: skip
         self.run.set_summary(**summary)
+        self.run.describe_summary(CAMERA)
         self.registry.save(
             "camera",
             arrays={"dark_frame": dark, "exposure_s": np.array(exposure),

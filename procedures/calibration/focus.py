@@ -21,7 +21,9 @@ from labpnn.procedures.calibration.optical_common import (
     blocked_image,
     dark_by_extrapolation,
     probe_patterns,
+    raw_frame_attrs,
 )
+from labpnn.procedures.calibration.summary_docs import focus_docs
 from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
 
@@ -96,6 +98,8 @@ class ValidateFocus(LabProcedure):
         sizes = sorted({max(4, n // 16), max(4, n // 4), n})
         results: dict[int, list[float]] = {}
         order = rng.permutation(n)
+        about = raw_frame_attrs(bench, "one focus per target and mode subset (results rows in "
+                                "order), each at its own exposure")  # fmt: skip
         for step, size in enumerate(sizes):
             active_groups = np.zeros(n, dtype=bool)
             active_groups[order[:size]] = True
@@ -110,7 +114,8 @@ class ValidateFocus(LabProcedure):
 
                 auto_expose(self, bench, focus_frame)
                 frame = focus_frame()
-                self.run.append_frame("focus", frame.astype(np.uint16))
+                self.run.append_frame("focus", frame.astype(np.uint16),
+                                      exposure_s=bench.camera.exposure_s, **about)  # fmt: skip
                 intensity = (frame - dark).reshape(-1)[target] / bench.camera.exposure_s
                 share = np.sum(np.abs(tm[target, active_groups]) ** 2) / energy[target]
                 eta = float(intensity / (baseline[target] * share))
@@ -135,6 +140,7 @@ class ValidateFocus(LabProcedure):
                 np.mean(results[size])
             ) / theory_enhancement(size)
         self.run.set_summary(**summary)
+        self.run.describe_summary(focus_docs(sizes[:-1]))
         self.log.info("enhancement %.1f ± %.1f = %.2f × theory (%.1f) for N=%d",
                       eta, summary["enhancement_std"], summary["enhancement_ratio"],
                       theory_enhancement(n), n)  # fmt: skip

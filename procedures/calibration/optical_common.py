@@ -107,3 +107,17 @@ def group_blocks(macropixels: tuple[int, int], n_modes: int) -> np.ndarray:
         f"n_modes={n_modes} does not tile the {ny}x{nx} macropixels into square blocks "
         f"(try {', '.join(str((ny // k) * (nx // k)) for k in (1, 2, 4) if ny % k == 0 and nx % k == 0)})"
     )
+
+
+def raw_frame_attrs(bench: Any, what: str) -> dict[str, Any]:
+    """Attributes of a stream of raw camera frames (``RunWriter.append_frames(**attrs)``)."""
+    x, y, w, h = (int(v) for v in bench.camera.roi)
+    return {
+        "unit": "ADU (camera counts)",
+        "description": f"{what}: raw counts of the camera ROI, {h} x {w} pixels (not pooled, "
+        "dark level not removed); the exposure of each frame is in the dataset of the same "
+        "name plus _exposure_s",
+        "roi": [x, y, w, h],
+        "roi_order": "x, y, width, height in sensor pixels",
+        "full_scale_adu": int(bench.full_scale),
+    }

@@ -28,7 +28,9 @@ from labpnn.procedures.calibration.optical_common import (
     blocked_image,
     group_blocks,
     probe_patterns,
+    raw_frame_attrs,
 )
+from labpnn.procedures.calibration.summary_docs import TM
 
 # A hold-out prediction below this is worth a warning (noise-free benches reach > 0.99).
 PREDICTION_WARN_BELOW = 0.9
@@ -93,12 +95,15 @@ class CalibrateTM(LabProcedure):
         total = len(patterns)
         frames = np.empty((total, *bench.camera.roi[3:1:-1]))
         saturated = np.zeros(frames.shape[1:], dtype=bool)
+        about = raw_frame_attrs(bench, "phase-stepping frames, one per Hadamard pattern and step")
+        exposure = bench.camera.exposure_s  # fixed while stepping
         for start in range(0, total, self.chunk):
             batch = patterns[start : start + self.chunk]
 
             def keep(i, frame, t, start=start):
                 frames[start + i] = frame
-                self.run.append_frame("camera", frame.astype(np.uint16), t)
+                self.run.append_frame("camera", frame.astype(np.uint16), t, clock="bench",
+                                      exposure_s=exposure, **about)  # fmt: skip
 
             bench.acquire(batch, on_frame=keep)
             saturated |= (frames[start : start + len(batch)] >= bench.full_scale).any(axis=0)
@@ -127,10 +132,13 @@ class CalibrateTM(LabProcedure):
 
         self.run.write_array("calibration/tm", tm, basis="hadamard", unit="ADU",
                              definition="diag(conj(s_ref)) T on ROI pixels (row-major)")  # fmt: skip
-        self.run.write_array("calibration/groups", groups)
+        self.run.write_array("calibration/groups", groups, unit="mode index",
+                             description="[ny, nx]: the mode (column of calibration/tm, a "
+                             "square block of macropixels) each SLM macropixel belongs to")  # fmt: skip
         self.run.write_array("calibration/reference_intensity", reference, unit="ADU",
                              definition="|s_ref|² on ROI pixels (row-major), dark removed")  # fmt: skip
         self.run.set_summary(**summary)
+        self.run.describe_summary(TM)
         self.registry.save(
             "tm",
             arrays={"tm": tm, "groups": groups, "roi": np.array(bench.camera.roi),

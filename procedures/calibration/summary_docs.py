@@ -1,0 +1,62 @@
+"""What the calibration procedures' ``/summary`` keys mean: ``{key: (units, description)}``.
+
+Each procedure hands its table to ``RunWriter.describe_summary``, which writes them as the
+``/summary/units`` and ``/summary/description`` attributes (as training runs do).
+"""
+
+from __future__ import annotations
+
+_SIMULATED = "; simulated stations only (needs the simulator's ground truth)"
+COST: dict[str, tuple[str, str]] = {
+    "queries": ("count", "hardware queries of the run (frames, sweeps or playbacks)"),
+    "hardware_s": (
+        "s",
+        "bench time on the station's clock (simulated time on a simulated bench, not wall time)",
+    ),
+}
+CAMERA: dict[str, tuple[str, str]] = {
+    "exposure_s": ("s", "exposure that keeps the brightest speckle below the ceiling"),
+    "dark_level_adu": ("ADU", "mean over the ROI of the dark frame (zero-exposure intercept)"),
+    "peak_fraction": ("fraction 0..1", "brightest pixel of the check frames over full scale"),
+    "mean_signal_adu": ("ADU", "mean of the check frames minus the dark frame"),
+    "dark_error_adu": ("ADU", "mean dark level minus the simulator's black level" + _SIMULATED),
+    **COST,
+}
+TM: dict[str, tuple[str, str]] = {
+    "n_modes": ("count", "modes (Hadamard basis size, columns of calibration/tm)"),
+    "saturated_pixels": ("count", "ROI pixels that reached full scale during phase stepping"),
+    "prediction_pearson": (
+        "1 (Pearson r)",
+        "mean Pearson between held-out speckle frames and the TM's prediction of them",
+    ),
+    "pearson": (
+        "1 (|Pearson r|)",
+        "mean column |Pearson| of the TM against the simulator's true TM" + _SIMULATED,
+    ),
+    "pearson_min": ("1 (|Pearson r|)", "lowest column |Pearson| of the same" + _SIMULATED),
+    "exposure_s": ("s", "camera exposure of the phase-stepping frames"),
+    **COST,
+}
+FOCUS: dict[str, tuple[str, str]] = {
+    "enhancement": (
+        "1 (ratio)",
+        "focus intensity over the mean speckle intensity at that pixel, mean over the targets, "
+        "all n_modes controlled",
+    ),
+    "enhancement_std": ("1 (ratio)", "std of the enhancement over the targets"),
+    "enhancement_theory": ("1 (ratio)", "(π/4)(N−1)+1 for phase-only control of N = n_modes"),
+    "enhancement_ratio": ("1 (ratio)", "enhancement over enhancement_theory"),
+    "n_modes": ("count", "modes of the TM used (N)"),
+    **COST,
+}
+
+
+def focus_docs(subsets: list[int]) -> dict[str, tuple[str, str]]:
+    """FOCUS plus the ``enhancement_ratio_<N>`` keys of the smaller mode subsets."""
+    return {
+        **FOCUS,
+        **{
+            f"enhancement_ratio_{n}": ("1 (ratio)", f"enhancement over theory with {n} modes")
+            for n in subsets
+        },
+    }
