@@ -90,12 +90,12 @@ class ValidateFocus(LabProcedure):
                                                                 bench.camera.exposure_s])  # fmt: skip
         frames = random_frames()
         baseline = (frames - dark).mean(axis=0).reshape(-1) / bench.camera.exposure_s
-        self.progress(1, 4, stage="speckle")
+        sizes = sorted({max(4, n // 16), max(4, n // 4), n})  # mode subsets, one stage each
+        self.progress(1, 1 + len(sizes), stage="speckle")
 
         energy = np.sum(np.abs(tm) ** 2, axis=1)
         candidates = np.argsort(energy)[len(energy) // 2 :]  # where the reference was bright
         targets = rng.choice(candidates, size=min(self.n_targets, len(candidates)), replace=False)
-        sizes = sorted({max(4, n // 16), max(4, n // 4), n})
         results: dict[int, list[float]] = {}
         order = rng.permutation(n)
         about = raw_frame_attrs(bench, "one focus per target and mode subset (results rows in "
@@ -122,7 +122,7 @@ class ValidateFocus(LabProcedure):
                 results.setdefault(size, []).append(eta)
                 self.run.append_row(n_modes=size, target=int(target), enhancement=eta,
                                     theory=theory_enhancement(size))  # fmt: skip
-            self.progress(2 + step, 2 + len(sizes), n_modes=size,
+            self.progress(2 + step, 1 + len(sizes), n_modes=size,
                           enhancement=float(np.mean(results[size])))  # fmt: skip
 
         eta = float(np.mean(results[n]))

@@ -89,3 +89,22 @@ def test_tm_groups_say_what_they_index(optical_files):
         assert groups.attrs["unit"] == "mode index"
         assert "column of calibration/tm" in groups.attrs["description"]
         assert groups[()].max() == f["calibration/tm"].shape[1] - 1
+
+
+@pytest.mark.timeout(120)
+def test_validate_focus_progress_ends_at_100_percent(monkeypatch):
+    from labpnn import runner
+
+    seen: list[float] = []
+    original = runner._Progress.__call__
+
+    def record(self, done, total, info):
+        seen.append(done / total)
+        original(self, done, total, info)
+
+    monkeypatch.setattr(runner._Progress, "__call__", record)
+    run("calibrate-tm")
+    seen.clear()
+    run("validate-focus")
+    assert seen[-1] == pytest.approx(1.0)
+    assert seen == sorted(seen)  # never goes back
