@@ -343,7 +343,9 @@ class RunWriter:
         still stored, it is just not plotted against this axis.
         """
         x = np.asarray(x, dtype=float).reshape(-1)
-        self.write_array(f"traces/{name}_x", x, unit=unit)
+        self.write_array(
+            f"traces/{name}_x", x, unit=unit, description=f"x value of each point of a {name} row"
+        )
         self._notify("trace_axis", name, (x, unit))
 
     @_locked

@@ -12,6 +12,13 @@ import numpy as np
 from labpnn.calibration.audio import measure_latency, transfer_function
 from labpnn.excitation import MultitonePlan
 from labpnn.procedure import Estimate, FloatParameter, IntegerParameter, LabProcedure
+from labpnn.procedures.calibration.summary_docs import AUDIO
+
+IMPULSE_RESPONSE = (
+    "impulse response of speaker, cavity and microphone, aligned on the wired loopback "
+    "(sample 0 = the moment the sound card's output starts): microphone full scale per unit "
+    "of speaker drive, per sample"
+)
 
 
 class CalibrateAudio(LabProcedure):
@@ -47,9 +54,17 @@ class CalibrateAudio(LabProcedure):
         plan = self._plan(self.station.bench.layout)
         total = self.n_calls + self.n_average
 
+        samplerate = int(card.samplerate)
+
         def keep(call: int, lat: int, delay: int, ir: np.ndarray) -> None:
             self.run.append_row(call=call, latency_samples=lat, acoustic_delay_samples=delay)
-            self.run.append_trace("impulse_response", ir.astype(np.float32))
+            if call == 0:
+                self.run.set_trace_axis("impulse_response", np.arange(len(ir)) / samplerate, "s")
+            self.run.append_trace(
+                "impulse_response", ir.astype(np.float32), unit="FS/FS", samplerate=samplerate,
+                description=f"{IMPULSE_RESPONSE}; one per latency call; samplerate in Hz, "
+                "time axis (s) in impulse_response_x",
+            )  # fmt: skip
 
         latency = measure_latency(
             card,
@@ -64,15 +79,24 @@ class CalibrateAudio(LabProcedure):
             n_average=self.n_average,
             progress=lambda i, n: self.progress(self.n_calls + i, total, stage="transfer"),
         )
-        self.run.write_array("calibration/tones_hz", transfer.tones_hz, unit="Hz")
-        self.run.write_array("calibration/transfer", transfer.transfer, unit="FS/FS")
-        self.run.write_array("calibration/transfer_std", transfer.transfer_std)
+        self.run.write_array("calibration/tones_hz", transfer.tones_hz, unit="Hz",
+                             description="the working tones (on the analysis window's bins)")  # fmt: skip
+        self.run.write_array("calibration/transfer", transfer.transfer, unit="FS/FS",
+                             description="complex H at each tone: recorded over played amplitude "
+                             "(microphone over speaker full scale), mean over the repeats")  # fmt: skip
+        self.run.write_array("calibration/transfer_std", transfer.transfer_std, unit="FS/FS",
+                             description="std of |transfer| between the repeats at each tone "
+                             "(noise)")  # fmt: skip
         self.run.write_array(
-            "calibration/impulse_response", latency.impulse_response, samplerate=latency.samplerate
-        )
+            "calibration/impulse_response", latency.impulse_response,
+            samplerate=latency.samplerate, unit="FS/FS",
+            description=f"{IMPULSE_RESPONSE}; mean over the latency calls; sample k is at "
+            "k / samplerate s (samplerate in Hz)",
+        )  # fmt: skip
         gain_db = float(np.mean(transfer.magnitude_db))
         summary = {**latency.summary(), "gain_db": gain_db, "queries": total}
         self.run.set_summary(**summary)
+        self.run.describe_summary(AUDIO)
         self.registry.save(
             "audio",
             arrays={

@@ -12,6 +12,9 @@ import numpy as np
 
 from labpnn.bench.microwave import DEFAULT_SWEEP
 from labpnn.procedure import Estimate, FloatParameter, IntegerParameter, LabProcedure
+from labpnn.procedures.calibration.summary_docs import METASURFACE
+
+S21_MAGNITUDE = "1 (linear |S21|)"
 
 
 class MapMetasurface(LabProcedure):
@@ -56,7 +59,11 @@ class MapMetasurface(LabProcedure):
             clock.sleep(self.settle_s)
             for r in range(self.n_repeats):
                 traces[i, r] = vna.sweep_arrays()["S21"]
-                self.run.append_trace("s21", traces[i, r])
+                self.run.append_trace(
+                    "s21", traces[i, r], unit="1 (complex S21, linear)",
+                    description="one sweep per row: configuration results/config, repeat "
+                    "results/repeat; frequencies in s21_x",
+                )  # fmt: skip
                 self.run.append_row(config=i, repeat=r)
                 self.progress(i * self.n_repeats + r + 1, total)
         magnitude = np.abs(traces)
@@ -64,9 +71,15 @@ class MapMetasurface(LabProcedure):
         within = magnitude.std(axis=1).mean(axis=0)  # spread across repeats (noise floor)
         snr = between / np.maximum(within, 1e-15)
         self.run.write_array("calibration/frequency_hz", f_hz, unit="Hz")
-        self.run.write_array("calibration/configurations", configs)
-        self.run.write_array("calibration/between_configs", between)
-        self.run.write_array("calibration/within_repeats", within)
+        self.run.write_array("calibration/configurations", configs, unit="bit",
+                             description="[configuration, metasurface element]: the state of "
+                             "each element in each random configuration")  # fmt: skip
+        self.run.write_array("calibration/between_configs", between, unit=S21_MAGNITUDE,
+                             description="per frequency: std over configurations of |S21| "
+                             "averaged over the repeats (what the metasurface controls)")  # fmt: skip
+        self.run.write_array("calibration/within_repeats", within, unit=S21_MAGNITUDE,
+                             description="per frequency: std of |S21| over the repeats of one "
+                             "configuration, averaged over configurations (noise and drift)")  # fmt: skip
         summary = {
             "mean_s21": float(magnitude.mean()),
             "config_spread": float(between.mean()),
@@ -78,6 +91,7 @@ class MapMetasurface(LabProcedure):
             "queries": total,
         }
         self.run.set_summary(**summary)
+        self.run.describe_summary(METASURFACE)
         self.log.info("configurations differ %.1f× more than repeats (median over frequency)",
                       summary["snr_median"])  # fmt: skip
 

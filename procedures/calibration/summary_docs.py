@@ -60,3 +60,41 @@ def focus_docs(subsets: list[int]) -> dict[str, tuple[str, str]]:
             for n in subsets
         },
     }
+
+
+VNA: dict[str, tuple[str, str]] = {
+    "method": ("", "calibration: solt (two-port, 12 terms) or one-port"),
+    "points": ("count", "frequency points of the sweep"),
+    "max_error": (
+        "1 (linear S-parameter)",
+        "largest |corrected − true| complex S-parameter deviation over frequency (S21 and S11 "
+        "for SOLT, S11 for one-port)" + _SIMULATED,
+    ),
+    "queries": ("count", "sweeps: one per standard plus the corrected device"),
+}
+AUDIO: dict[str, tuple[str, str]] = {
+    "latency_samples": (
+        "samples",
+        "mean playback-to-record loop latency over the calls, found on the wired loopback",
+    ),
+    "latency_std_samples": ("samples", "std of that latency between calls"),
+    "gain_db": ("dB", "mean of 20·log10|H| over the working tones (H in FS/FS)"),
+    "queries": ("count", "playbacks: latency calls plus transfer-function repeats"),
+}
+METASURFACE: dict[str, tuple[str, str]] = {
+    "mean_s21": ("1 (linear |S21|)", "mean |S21| over configurations, repeats and frequency"),
+    "config_spread": (
+        "1 (linear |S21|)",
+        "mean over frequency of calibration/between_configs (spread between configurations)",
+    ),
+    "noise_floor": (
+        "1 (linear |S21|)",
+        "mean over frequency of calibration/within_repeats (spread between repeats)",
+    ),
+    "snr_median": ("1 (ratio)", "median over frequency of between_configs / within_repeats"),
+    "repeatability": (
+        "1 (ratio)",
+        "mean over frequency of within_repeats over the mean |S21| there",
+    ),
+    "queries": ("count", "sweeps"),
+}

@@ -21,6 +21,9 @@ from labpnn.calibration.vna import (
     operator_connect,
 )
 from labpnn.procedure import Estimate, FloatParameter, LabProcedure, ListParameter
+from labpnn.procedures.calibration.summary_docs import VNA
+
+COMPLEX_S = "1 (complex S-parameter, linear)"
 
 
 class CalibrateVNA(LabProcedure):
@@ -58,14 +61,31 @@ class CalibrateVNA(LabProcedure):
         cal.run()
         arrays = calibration_arrays(cal)
         for name, network in measured.items():
-            self.run.write_array(f"calibration/standards/{name}", network.s)
+            self.run.write_array(
+                f"calibration/standards/{name}", network.s, unit=COMPLEX_S,
+                description=f"raw measured S-parameters of the {name} standard (no correction), "
+                "[frequency, receiving port, driving port]; frequencies in "
+                "calibration/error_terms/frequency_hz",
+            )  # fmt: skip
         for key, values in arrays.items():
-            self.run.write_array(f"calibration/error_terms/{key.replace(' ', '_')}", values)
+            self.run.write_array(
+                f"calibration/error_terms/{key.replace(' ', '_')}", values,
+                **({"unit": "Hz", "description": "frequency of each point of the sweep"}
+                   if key == "frequency_hz" else
+                   {"unit": COMPLEX_S, "description": f"scikit-rf error term '{key}' per frequency"}),
+            )  # fmt: skip
 
         vna.apply_calibration(cal)
         vna.define_traces(["S11", "S21", "S12", "S22"] if ports == (1, 2) else ["S11"])
         corrected = vna.sweep()
-        self.run.append_trace("corrected", corrected.s.reshape(len(corrected.f), -1))
+        n_ports = corrected.s.shape[1]
+        order = [f"S{i + 1}{j + 1}" for i in range(n_ports) for j in range(n_ports)]
+        self.run.set_trace_axis("corrected", corrected.f, "Hz")
+        self.run.append_trace(
+            "corrected", corrected.s.reshape(len(corrected.f), -1), unit=COMPLEX_S,
+            columns=order, description="the device swept through the new calibration: "
+            f"[frequency, S-parameter], columns {', '.join(order)}; frequencies in corrected_x",
+        )  # fmt: skip
         summary = {"method": self.method, "points": len(corrected.f), "queries": len(ports) * 0}
         truth = self.station.ground_truth
         if truth is not None:
@@ -77,6 +97,7 @@ class CalibrateVNA(LabProcedure):
             summary["max_error"] = float(max(errors))
         summary["queries"] = len(measured) + 1
         self.run.set_summary(**summary)
+        self.run.describe_summary(VNA)
         self.registry.save(
             "vna",
             arrays={**{k.replace(" ", "_"): v for k, v in arrays.items()}},
