@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from labpnn.control.metrics import TargetError, mse, pearson_fidelity, psnr, summarize
-from labpnn.control.speckle_model import phase_codes
+from labpnn.control.speckle_model import PHASE_LEVELS, phase_codes
 from labpnn.control.targets import TargetResampled, load_targets
 from labpnn.errors import BadInput
 from labpnn.procedure import (
@@ -58,6 +58,40 @@ def _pair(value: Any, default: int) -> tuple[int, int]:
     return a, b
 
 
+def stream_attrs(bench: Any) -> dict[str, dict[str, Any]]:
+    """What ``/frames/slm``, ``/frames/camera`` and ``/frames/projections`` hold, as attrs."""
+    x, y, w, h = (int(v) for v in bench.camera.roi)
+    kernel, stride, padding = bench.pool_spec
+    ph, pw = bench.pooled_shape
+    amplitude = bench.detect == "amplitude"
+    image = (
+        f"camera ROI [x, y, w, h] = {[x, y, w, h]} sensor pixels, "
+        + ("dark frame subtracted, " if bench.dark_frame is not None else "")
+        + f"divided by full scale ({int(bench.full_scale)} ADU), "
+        + ("square root taken (amplitude), " if amplitude else "")
+        + f"average-pooled (kernel {kernel}, stride {stride}, padding {padding}) to {ph} x {pw}"
+    )
+    unit = "sqrt(fraction of full scale)" if amplitude else "fraction of full scale"
+    ny, nx = bench.macropixels
+    return {
+        "slm": {
+            "unit": "phase code",
+            "description": f"the SLM pattern of each measurement, one code per macropixel "
+            f"({ny} x {nx} macropixels, not SLM pixels): phase = code * 2π/{PHASE_LEVELS} rad "
+            "(nominal); the SLM's phase-to-grey table turns it into the displayed grey level",
+        },
+        "camera": {
+            "unit": unit,
+            "description": f"the camera image of each measurement (rows as in slm): {image}",
+        },
+        "projections": {
+            "unit": unit,
+            "description": "the camera image of every target at each evaluation, in the "
+            f"order of control/target_names: {image}",
+        },
+    }
+
+
 class BenchProjector:
     """Phases ``[B, N]`` (rad) → camera images ``[B, P]``, recorded in the run file.
 
@@ -71,6 +105,8 @@ class BenchProjector:
         self.wall_s = 0.0  # wall time spent measuring (a simulator's compute, or hardware)
         self.cpu_s = 0.0  # this process's CPU time spent measuring
         self.saturated_frames = 0
+        self.frame_attrs = stream_attrs(bench)
+        self.exposure_s = float(bench.camera.exposure_s)  # set once, by open_bench
 
     @property
     def time_s(self) -> float:
@@ -103,8 +139,10 @@ class BenchProjector:
             self.saturated_frames += saturated
             images = bench.decode(frames, overwrite=True).astype(np.float32)
             out[start : start + len(batch)] = images
-            self.proc.run.append_frames("slm", phase_codes(batch).reshape(-1, ny, nx))
-            self.proc.run.append_frames("camera", images.reshape(-1, h, w))
+            run, about = self.proc.run, self.frame_attrs
+            run.append_frames("slm", phase_codes(batch).reshape(-1, ny, nx), **about["slm"])
+            run.append_frames("camera", images.reshape(-1, h, w),
+                              exposure_s=self.exposure_s, **about["camera"])  # fmt: skip
             self.proc.tick("measuring")
         return out
 
@@ -255,7 +293,9 @@ class ControlProcedure(LabProcedure):
         }
         row.update({k: float(v) for k, v in extra.items()})
         self.run.append_row(**row)
-        self.run.append_frames("projections", images.reshape(targets.shape).astype(np.float32))
+        self.run.append_frames("projections", images.reshape(targets.shape).astype(np.float32),
+                               exposure_s=self.projector.exposure_s,
+                               **self.projector.frame_attrs["projections"])  # fmt: skip
         self.run.append_trace("fidelity", fidelity.astype(np.float32))  # per target
         self.run.write_array("control/patterns", phase_codes(phases).reshape(
             len(phases), *self.bench.macropixels))  # fmt: skip

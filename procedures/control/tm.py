@@ -183,7 +183,9 @@ class ControlTM(ControlProcedure):
             frame, _t = bench.grab()
         finally:
             camera.exposure_s = keep
-        self.run.write_array("control/reference_frame", frame, exposure_s=exposure_s)
+        self.run.write_array("control/reference_frame", frame, exposure_s=exposure_s,
+                             unit="ADU (camera counts)", description="raw camera ROI with every "
+                             "macropixel switched off (reference light only), dark not removed")  # fmt: skip
         camera_cal = self.registry.latest("camera")
         if camera_cal is not None and not camera_cal.expired:
             cal = self.record_calibration(camera_cal).arrays()

@@ -1,0 +1,39 @@
+"""A control run's frame streams say what they hold, for a reader with plain h5py."""
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from labpnn.runner import RunRequest, execute
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.timeout(120)
+def test_control_tm_frames_say_codes_fraction_of_full_scale_roi_and_pooling(tmp_path):
+    station = str(shutil.copy(HERE / "small-control.yaml", tmp_path / "small-control.yaml"))
+    for procedure, params in (("calibrate-tm", {"n_modes": 16}), ("control-tm", {"n_targets": 3})):
+        outcome = execute(
+            RunRequest(procedure, station=station, show_progress=False, params=params)
+        )
+        assert outcome.status == "completed", outcome.error
+    with h5py.File(outcome.path, "r") as f:
+        slm, camera = f["frames/slm"], f["frames/camera"]
+        assert slm.dtype == np.uint8 and slm.attrs["unit"] == "phase code"
+        assert (
+            "2π/256" in slm.attrs["description"]
+            and "16 x 16 macropixels" in (slm.attrs["description"])
+        )
+        # the patterns shown are the codes the run kept for its targets
+        np.testing.assert_array_equal(slm[-3:], f["control/patterns"][()])
+        assert camera.attrs["unit"] == "fraction of full scale"
+        text = camera.attrs["description"]
+        assert "[0, 0, 8, 8]" in text and "kernel 1, stride 1" in text and "4095 ADU" in text
+        assert 0 <= camera[()].min() and camera[()].max() <= 1
+        assert len(camera) == len(slm)
+        exposure = f["frames/camera_exposure_s"][()]
+        np.testing.assert_allclose(exposure, f.attrs["exposure_used_s"])
+        assert f["frames/projections"].attrs["unit"] == "fraction of full scale"
