@@ -161,13 +161,17 @@ class OpticalBench(BenchLayer):
         ref_grey = self.slm.phase_to_grey(np.broadcast_to(np.asarray(reference_phase, float), (n,)))
         if self.direct:
             slm = self.slm
+            start = self.clock.now()
             frames = self.station.world.measure_phases(
                 grey, ref_grey, settle_s=slm.settle_time_s, refresh_hz=slm.refresh_hz,
                 latency_s=slm.latency_s,
             )  # fmt: skip
             if on_frame is not None:
+                # The batch runs at one frame period per pattern, as the driver path does, so
+                # frame i ends (i + 1) periods in; the world reports only the batch's end.
+                period = (self.clock.now() - start) / max(len(frames), 1)
                 for i, frame in enumerate(frames):
-                    on_frame(i, frame, float("nan"))
+                    on_frame(i, frame, start + (i + 1) * period)
             return frames
         _x, _y, w, h = self.camera.roi
         frames = np.empty((n, h, w))

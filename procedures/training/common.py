@@ -708,12 +708,7 @@ class TrainingProcedure(LabProcedure):
         self.run.set_summary(**summary)
         if not getattr(self, "_summary_described", False):
             self._summary_described = True
-            self.run.describe(
-                {
-                    "summary/units": {k: units for k, (units, _) in SUMMARY_DOCS.items()},
-                    "summary/description": {k: text for k, (_, text) in SUMMARY_DOCS.items()},
-                }
-            )
+            self.run.describe_summary(SUMMARY_DOCS)
         if final:
             self.log.info(
                 "%s done: test accuracy %.4f (best %.4f) after %d epochs, %d queries",

@@ -31,16 +31,24 @@ def test_the_bundled_station_connects_and_grabs_a_frame(station):
 
 def test_full_and_direct_paths_give_the_same_frames_for_the_same_seed(station):
     """Drift, global phase walk and noise all on: identical frames and identical clocks."""
-    results = {}
+    results, times = {}, {}
     for transport in ("full", "direct"):
         st = station(f"bench.simulation.transport={transport}", *DRIFTY, small=True)
         bench = make_bench(st)
         assert bench.direct == (transport == "direct")
-        first = bench.acquire(_patterns(bench, 30, seed=1))
+        stamps = []
+        first = bench.acquire(
+            _patterns(bench, 30, seed=1), on_frame=lambda i, f, t: stamps.append(t)
+        )
         second = bench.acquire(_patterns(bench, 20, seed=2), reference_phase=np.pi / 2)
         y = bench(np.random.default_rng(3).random((5, bench.n_in)))
         results[transport] = (first, second, y.numpy(), st.clock.now(), st.world.frame_index)
+        times[transport] = np.array(stamps)
     full, direct = results["full"], results["direct"]
+    # each frame has a time on the bench clock, on either path (the run files keep them)
+    for stamps in times.values():
+        assert np.isfinite(stamps).all() and (np.diff(stamps) > 0).all()
+    np.testing.assert_allclose(times["direct"], times["full"], atol=2 / 60)
     for a, b in zip(full[:3], direct[:3]):
         np.testing.assert_array_equal(a, b)
     assert full[3] == direct[3] and full[4] == direct[4] == 55
