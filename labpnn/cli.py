@@ -112,7 +112,12 @@ def _run_request(**kw: Any) -> None:
     show_default=True,
     help="Seconds to wait for a busy bench before recording the run as missed.",
 )
-@click.option("--started-by", default="cli", hidden=True)
+@click.option(
+    "--started-by",
+    default="cli",
+    show_default=True,
+    help="Who started the run, kept in the ledger (e.g. systemd:tm-nightly).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(
     procedure,
@@ -158,8 +163,8 @@ def run(
 @main.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 @options.PARAMETERS
-@click.option("--data-dir", type=click.Path(file_okay=False))
-@click.option("--no-progress", is_flag=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the new run file goes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def resume(run_file, sets, data_dir, no_progress) -> None:
     """Continue a crashed or aborted run from its last checkpoint, into a new run file."""
     from labpnn.runner import RunRequest
@@ -350,7 +355,12 @@ def repair(run_file) -> None:
 
 @main.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "output", type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option(
+    "-o",
+    "output",
+    type=click.Path(dir_okay=False),
+    help="PNG to write (default: beside the run file, same name with .png).",
+)
 def report(run_file, output) -> None:
     """Plot a run: its procedure's report, or its result columns."""
     from labpnn.reports import make_report

@@ -240,6 +240,8 @@ def schedule_history(name, last_n) -> None:
         rows = firings(ledger, schedule=name)[-last_n:]
     finally:
         ledger.close()
+    if not rows:
+        click.echo(f"no firings yet{f' of {name}' if name else ''}")
     for f in rows:
         line = f"{local(f['due'])}  {f['schedule']:<24} {f['status']:<9}"
         if f["run_id"]:

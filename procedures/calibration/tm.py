@@ -45,7 +45,7 @@ class CalibrateTM(LabProcedure):
     default_station = "optical-sim"
     watchdog_s = 120.0
 
-    n_modes = IntegerParameter("Modes (Hadamard basis size)", default=256, minimum=4,
+    n_modes = IntegerParameter("Modes (Hadamard basis size, a power of 2)", default=256, minimum=4,
                                maximum=65536)  # fmt: skip
     chunk = IntegerParameter("Frames per pipelined batch", default=64, minimum=1, maximum=4096)
     auto_exposure = BooleanParameter("Lower the exposure on saturation", default=True)

@@ -220,7 +220,7 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
 
     seed = IntegerParameter("Seed", default=0, minimum=0, maximum=2**31 - 1)
     valid_for_h = FloatParameter(
-        "Hours the twin stays valid (0 = until replaced)", default=0.0, minimum=0.0, maximum=1e6
+        "Valid for (0 = until replaced)", units="h", default=0.0, minimum=0.0, maximum=1e6
     )
 
     @property

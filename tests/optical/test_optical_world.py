@@ -38,7 +38,7 @@ def test_full_and_direct_paths_give_the_same_frames_for_the_same_seed(station):
         assert bench.direct == (transport == "direct")
         stamps = []
         first = bench.acquire(
-            _patterns(bench, 30, seed=1), on_frame=lambda i, f, t: stamps.append(t)
+            _patterns(bench, 30, seed=1), on_frame=lambda i, f, t, stamps=stamps: stamps.append(t)
         )
         second = bench.acquire(_patterns(bench, 20, seed=2), reference_phase=np.pi / 2)
         y = bench(np.random.default_rng(3).random((5, bench.n_in)))
