@@ -319,6 +319,14 @@ def show(run_file, as_json) -> None:
         used = effective.get(k, asked)
         shown = f"{used}" if used == asked else f"{used}  (asked: {asked})"
         click.echo(f"    {k} = {shown}")
+    safe = {k: v for k, v in (out["safe_state"] or {}).items() if k != "all_safe"}
+    if safe:
+        bad = {role: outcome for role, outcome in safe.items() if outcome != "ok"}
+        click.echo(
+            "  safe state at the end: "
+            + ("all instruments ok" if not bad else "NOT SAFE, check by hand: ")
+            + "; ".join(f"{role}: {outcome}" for role, outcome in bad.items())
+        )
     for kind, cal in out["calibrations_used"].items():
         valid = "valid" if cal.get("valid_when_used") else "EXPIRED"
         click.echo(

@@ -139,13 +139,29 @@ def build_procedure(req: RunRequest) -> tuple[Any, str]:
     return procedure, station
 
 
-def _stop_flag() -> tuple[threading.Event, Callable[[], None]]:
-    """SIGINT/SIGTERM ask the procedure to stop; a second SIGINT interrupts at once."""
-    stop = threading.Event()
+class StopRequest(threading.Event):
+    """Set when the operator asks a run to stop; ``cleaning`` once the run is ending.
+
+    While it ends (safe state, end record, ledger) no signal may interrupt it: a second
+    Ctrl-C there would leave the SLM showing a pattern and the file without its end record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cleaning = threading.Event()
+
+
+def _stop_flag() -> tuple[StopRequest, Callable[[], None]]:
+    """SIGINT/SIGTERM ask the procedure to stop; a second SIGINT interrupts at once, except
+    while the run is already ending."""
+    stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         return stop, lambda: None
 
     def handler(signum: int, frame: Any) -> None:
+        if stop.cleaning.is_set():
+            log.warning("already stopping: making the bench safe and closing the file; wait")
+            return
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
@@ -258,6 +274,23 @@ def preflight(procedure: Any, station: str, station_set: Any = ()) -> Any:
     return config
 
 
+def writable_data_dir(override: str | None) -> Path:
+    """The data directory, checked writable before anything connects (else BadInput)."""
+    import tempfile
+
+    where = override or os.environ.get("LABPNN_DATA_DIR") or "the default data directory"
+    try:
+        data_dir = paths.data_dir(override)
+        with tempfile.TemporaryFile(dir=data_dir, prefix=".labpnn-write-test-"):
+            pass
+    except OSError as exc:
+        raise BadInput(
+            f"cannot write run files to {where}: {exc.strerror or exc}; choose a writable "
+            "directory with --data-dir or LABPNN_DATA_DIR"
+        ) from None
+    return data_dir
+
+
 def _run_file_path(data_dir: Path, procedure: str, station: str, run_id: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return data_dir / time.strftime("%Y-%m-%d") / f"{stamp}_{procedure}_{station}_{run_id[:6]}.h5"
@@ -324,7 +357,7 @@ def _execute(
     from labpnn.station import Station
 
     try:
-        data_dir = paths.data_dir(req.data_dir)
+        data_dir = writable_data_dir(req.data_dir)
         if shutil.disk_usage(data_dir).free < MIN_FREE_BYTES:
             raise BadInput(
                 f"only {shutil.disk_usage(data_dir).free / 1e6:.0f} MB free in {data_dir}; "
@@ -506,15 +539,18 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             writer.log("ERROR", f"run failed: {error}")
             writer.log("ERROR", traceback.format_exc())
     finally:
+        cleaning = getattr(stop, "cleaning", None)
+        if cleaning is not None:
+            cleaning.set()
         finished.set()
         watchdog.done.set()
         with contextlib.suppress(Exception):
             live.request_resume(run_id)
         progress.close()
         safe = station.safe_state()
-        for role, outcome in safe.items():
-            if outcome != "ok":
-                log.error("safe state of '%s' %s", role, outcome)
+        unsafe = {role: outcome for role, outcome in safe.items() if outcome != "ok"}
+        for role, outcome in unsafe.items():
+            log.error("safe state of '%s' %s", role, outcome)
         root.removeHandler(file_handler)
         if status == "failed" and not error:
             error = "failed"
@@ -522,11 +558,34 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             status = "aborted"
         if expired.is_set():
             status, error = "failed", f"watchdog: no progress for {procedure.watchdog_s:g} s"
+        if unsafe:
+            # Data may be fine, but a bench left unsafe (RF on) must not read as a success.
+            warning = unsafe_warning(station.name, unsafe)
+            status = "failed" if status == "completed" else status
+            error = f"{error}; {warning}" if error else warning
+            with contextlib.suppress(Exception):
+                ledger.add_event(run_id, "unsafe", warning)
         if "status" in writer._summary and writer._summary["status"] != status:
             # the runner has the last word on how a run ended (a watchdog, a late stop)
             with contextlib.suppress(Exception):
                 writer.set_summary(status=status)
-        writer.finish(status, error or None, safe_state=safe)
+        try:
+            writer.finish(status, error or None, safe_state=safe)
+        except Exception as exc:  # e.g. the disk filled up: the ledger must still say why
+            status = "failed"
+            note = f"the end record could not be written ({type(exc).__name__}: {exc})"
+            error = f"{error}; {note}" if error else note
+            with contextlib.suppress(Exception):
+                writer.close()
         ledger.end_run(run_id, status, error or None)
     summary = dict(writer._summary)
     return RunOutcome(status, EXIT_CODES[status], path, error, run_id, summary)
+
+
+def unsafe_warning(station: str, unsafe: dict[str, str]) -> str:
+    """The words for instruments that did not confirm their safe state."""
+    roles = "; ".join(f"{role}: {outcome}" for role, outcome in unsafe.items())
+    return (
+        f"the bench was NOT left safe ({roles}); check it by hand or run "
+        f"`labpnn safe-off --station {station}`"
+    )

@@ -18,9 +18,19 @@ class FakeDetector(InstrumentSettings):
         Setting("gain_db", unit="dB", range=(0.0, 24.0)),
     )
 
-    def __init__(self, label="detector", limits=None, serial="1234", **options):
+    def __init__(
+        self,
+        label="detector",
+        limits=None,
+        serial="1234",
+        stays_on: bool = False,
+        safe_delay_s: float = 0.0,
+        **options,
+    ):
         self._init_settings(label, limits)
         self.serial = serial
+        self.stays_on = stays_on  # a device whose safe state fails (RF that will not switch off)
+        self.safe_delay_s = safe_delay_s  # a device slow to reach its safe state
         self._exposure_s = 0.01
         self._gain_db = 0.0
         self.safe = False
@@ -48,6 +58,11 @@ class FakeDetector(InstrumentSettings):
         return {"vendor": "labpnn", "model": "fake", "serial": self.serial}
 
     def safe_state(self):
+        if self.stays_on:
+            from labpnn.errors import InstrumentError
+
+            raise InstrumentError("detector: output is still on after the off command")
+        time.sleep(self.safe_delay_s)
         self.safe = True
 
     def close(self):

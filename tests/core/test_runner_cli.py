@@ -168,6 +168,88 @@ def test_sigint_aborts_keeps_data_and_makes_the_bench_safe(labpnn, lab_dirs):
     assert list(shown["frames"]) == ["detector"]  # its time stamps are not a frame stream
 
 
+def test_a_run_that_cannot_make_its_bench_safe_does_not_read_as_a_success(labpnn, lab_dirs):
+    from labpnn.ledger import Ledger
+
+    res = labpnn(
+        *("run", "count-frames", "--station", FAKE, "--set", "n_frames=2", "--no-progress"),
+        *("--station-set", "instruments.detector.stays_on=true"),
+    )
+    assert res.returncode == 1, res.stderr  # the data are fine, the bench is not
+    assert "NOT left safe (detector: failed: InstrumentError" in res.stderr
+    assert "labpnn safe-off --station fake-bench" in res.stderr
+    path = res.stdout.strip().splitlines()[-1]
+    shown = json.loads(labpnn("show", path, "--json").stdout)
+    assert shown["status"] == "failed" and "NOT left safe" in shown["error"]
+    assert shown["safe_state"]["all_safe"] is False and shown["frames"]["detector"][0] == 2
+    assert "NOT SAFE, check by hand: detector: failed" in labpnn("show", path).stdout
+    ledger = Ledger()
+    try:
+        assert [e["kind"] for e in ledger.events(shown["run_id"])] == ["unsafe"]
+    finally:
+        ledger.close()
+
+
+def test_a_second_ctrl_c_while_the_run_ends_does_not_cut_its_safe_state_short(labpnn, lab_dirs):
+    proc = _start(
+        *("run", "count-frames", "--station", FAKE, "--no-progress"),
+        *("--set", "n_frames=100000", "--set", "delay_s=0.01"),
+        "--station-set", "instruments.detector.safe_delay_s=2",
+    )  # fmt: skip
+    path = _wait_for_frames(lab_dirs[0], 3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)  # the run has stopped and is making the detector safe (2 s)
+    proc.send_signal(signal.SIGINT)  # an impatient operator
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert out.strip().splitlines()[-1] == str(path)
+    shown = json.loads(labpnn("show", str(path), "--json").stdout)
+    assert shown["status"] == shown["file_status"] == "aborted"
+    assert shown["safe_state"] == {"detector": "ok", "all_safe": True}
+
+
+def test_a_full_disk_at_the_end_record_still_ends_the_run_in_the_ledger(lab_dirs, monkeypatch):
+    from labpnn.ledger import Ledger
+    from labpnn.runner import RunRequest, execute
+    from labpnn.storage import RunWriter
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunWriter, "finish", no_space)
+    outcome = execute(
+        RunRequest("count-frames", station=FAKE, params={"n_frames": 2}, show_progress=False)
+    )
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    assert "end record could not be written" in outcome.error and "No space" in outcome.error
+    ledger = Ledger()
+    try:
+        row = ledger.run(outcome.run_id)
+    finally:
+        ledger.close()
+    assert row["status"] == "failed" and "No space left on device" in row["error"]
+    with h5py.File(outcome.path, "r", libver="latest", swmr=True, locking=False) as f:
+        assert f["frames/detector"].shape[0] == 2  # what was taken stays readable
+
+
+@pytest.mark.parametrize("inside", ["", "runs"])
+def test_a_data_dir_that_cannot_take_files_is_bad_input_before_connecting(
+    labpnn, tmp_path, monkeypatch, inside
+):
+    """E.g. LABPNN_DATA_DIR pointing at a file, or below one (a read-only mount says the
+    same through the same check; permissions cannot be tested as root)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / inside if inside else blocker
+    monkeypatch.setenv("LABPNN_DATA_DIR", str(target))
+    res = labpnn(
+        *("run", "count-frames", "--station", FAKE, "--set", "n_frames=2", "--no-progress")
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"cannot write run files to {target}" in res.stderr and "--data-dir" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_kill_9_leaves_a_readable_file_marked_crashed_and_repairable(labpnn, lab_dirs):
     proc = _start(
         "run",
