@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -339,9 +342,15 @@ def show(run_file, as_json) -> None:
             click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
 
 
+# A file this ledger does not know (another machine's run, another state dir) that changed
+# this recently may still be written: replacing it would send the rest of the run nowhere.
+FOREIGN_QUIET_S = 120.0
+
+
 @main.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
-def repair(run_file) -> None:
+@click.option("--force", is_flag=True, help="Repair a file this ledger does not know at once.")
+def repair(run_file, force) -> None:
     """Rewrite a file whose writer died into a clean file with the ledger's status."""
     from labpnn.storage import UnreadableRunFile, read_run
     from labpnn.storage import repair as repair_file
@@ -357,6 +366,15 @@ def repair(run_file) -> None:
     if info.get("status") not in ("running", None) and info.get("status") == status:
         click.echo(f"{run_file} is already clean (status {status})")
         return
+    quiet_s = time.time() - os.stat(run_file).st_mtime
+    if row is None and quiet_s < FOREIGN_QUIET_S and not force:
+        _fail(
+            f"{run_file} is not in this ledger and changed {quiet_s:.0f} s ago: its run may "
+            "still be writing it (on another machine, or with another LABPNN_STATE_DIR). "
+            f"Repair it from that run's machine, wait until it has not changed for "
+            f"{FOREIGN_QUIET_S:.0f} s, or use --force if you know its writer is dead",
+            2,
+        )
     repair_file(run_file, status, error=(row or {}).get("error") or "")
     click.echo(f"repaired {run_file}: status {status}")
 
@@ -381,11 +399,24 @@ def report(run_file, output) -> None:
 @main.command("safe-off")
 @click.option("--station", "station_name", required=True, help="Station file or name.")
 @options.STATION_OVERRIDES
-def safe_off(station_name, station_sets) -> None:
-    """Put every instrument of a station into its safe state (for ExecStopPost)."""
+@click.option(
+    "--wait",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a run on the station gets to stop (and make the bench safe) first.",
+)
+def safe_off(station_name, station_sets, wait) -> None:
+    """Put every instrument of a station into its safe state (for ExecStopPost).
+
+    A run still using the station is stopped first (as Ctrl-C would): it makes the bench
+    safe as it ends and its file says it was aborted, instead of measuring on with the RF
+    switched off under it and calling the result complete.
+    """
     from labpnn.station import Station, StationConfig
 
     cfg = StationConfig.load(station_name, station_sets)
+    _stop_runs_on(cfg.name, wait)
     st = Station(cfg)
     try:
         # every instrument that answers is made safe, even when another cannot be opened
@@ -400,6 +431,32 @@ def safe_off(station_name, station_sets) -> None:
         click.echo(f"  {role}: {outcome}")
     if bad:
         sys.exit(1)
+
+
+def _stop_runs_on(station: str, wait_s: float) -> None:
+    """SIGINT every live run on ``station`` and wait up to ``wait_s`` for them to end."""
+    import signal as _signal
+
+    from labpnn.ledger import Ledger
+
+    ledger = Ledger()
+    try:
+        live = ledger.live_runs(station)
+        for row in live:
+            click.echo(f"  stopping run {row['run_id']} ({row['procedure']}, pid {row['pid']})")
+            with contextlib.suppress(OSError):
+                os.kill(int(row["pid"]), _signal.SIGINT)
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while live and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = ledger.live_runs(station)
+        for row in live:
+            click.echo(
+                f"  run {row['run_id']} did not stop within {wait_s:g} s; making the "
+                "instruments safe under it"
+            )
+    finally:
+        ledger.close()
 
 
 @main.command("mock-server")

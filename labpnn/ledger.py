@@ -200,6 +200,25 @@ class Ledger:
             rows = self.db.execute("SELECT * FROM runs ORDER BY start_time DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
+    def live_runs(self, station: str | None = None) -> list[dict[str, Any]]:
+        """``running`` rows of this host whose process is alive (it holds its run lock)."""
+        from filelock import FileLock, Timeout
+
+        host, live = socket.gethostname(), []
+        for row in self.runs(status="running", limit=10_000):
+            if row["host"] != host or not row["lock_path"] or not row["pid"]:
+                continue
+            if station is not None and row["station"] != station:
+                continue
+            lock = FileLock(row["lock_path"])
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                live.append(row)
+                continue
+            lock.release()
+        return live
+
     def reap_crashed(self) -> list[str]:
         """Mark ``running`` rows of this host whose process died as ``crashed``."""
         from filelock import FileLock, Timeout

@@ -250,6 +250,23 @@ def test_a_data_dir_that_cannot_take_files_is_bad_input_before_connecting(
     assert "Traceback" not in res.stderr
 
 
+def test_safe_off_stops_a_run_on_the_station_before_switching_it_off(labpnn, lab_dirs):
+    """Not RF off under a run that goes on measuring noise and calls it complete."""
+    proc = _start(
+        *("run", "count-frames", "--station", FAKE, "--no-progress"),
+        *("--set", "n_frames=100000", "--set", "delay_s=0.01"),
+    )  # fmt: skip
+    path = _wait_for_frames(lab_dirs[0], 3)
+    off = labpnn("safe-off", "--station", FAKE, timeout=60)
+    assert off.returncode == 0, off.stderr
+    assert "stopping run" in off.stdout and "detector: ok" in off.stdout
+    assert proc.poll() is not None  # it had ended before the instruments were switched off
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    shown = json.loads(labpnn("show", str(path), "--json").stdout)
+    assert shown["status"] == "aborted" and shown["safe_state"]["all_safe"] is True
+
+
 def test_kill_9_leaves_a_readable_file_marked_crashed_and_repairable(labpnn, lab_dirs):
     proc = _start(
         "run",
