@@ -285,7 +285,7 @@ def run_twin_trainer(method: str, seed: int, epochs: int, eval_every: int, twin_
         cls = PhysicsAwareTrainer if method == "pat" else InSilicoTrainer
         stack = [layer] + [layer.alias() for _ in range(d.layers - 1)]
         trainer = cls(stack, [twin] * len(stack), ds.n_classes, lr=p["lr"],
-                      batch_size=p["batch_size"], seed=seed)  # fmt: skip
+                      batch_size=p["batch_size"], standardise=False, seed=seed)  # fmt: skip
         # one twin for the shared physical layers: book its data once, plus the probes
         n_extra = len(stack) - 1
         book(trainer, {k: -n_extra * report[k] for k in ("queries", "hardware_s", "digital_flops")},
@@ -386,7 +386,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     twin, report = _fit_twin(twin_layer, 20, twin_samples, twin_epochs, seed,
                              hidden=(256, 256), period=1.0)  # fmt: skip
     insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], 7, lr=3e-3,
-                               batch_size=32, seed=seed)  # fmt: skip
+                               batch_size=32, standardise=False, seed=seed)  # fmt: skip
     for _ in range(60):
         insilico.step_epoch(ds, evaluate=False)
     # how long one scoring of the test set takes on the bench, per model: frozen models are

@@ -65,7 +65,8 @@ class OutputStandardiser(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, var = self.mean, self.var
         if float(self.count) == 0:
-            rows = x[torch.isfinite(x).all(dim=1)].double()
+            # statistics are constants to autograd: a gradient flows through the affine map only
+            rows = x.detach()[torch.isfinite(x).all(dim=1)].double()
             if rows.shape[0] == 0:
                 return x
             mean, var = rows.mean(dim=0), rows.var(dim=0, unbiased=False)

@@ -3,7 +3,9 @@
 The network of :class:`~labpnn.learning.network.HybridNetwork` is trained with the twins in
 place of the physical layers (no hardware queries during training, only the twin data), and
 evaluated on the physical layers. It works only as long as the twins match the hardware; the gap
-to PAT under twin mismatch or drift is what S7 and S9 measure.
+to PAT under twin mismatch or drift is what S7 and S9 measure. With ``standardise``, the
+outputs' statistics are learnt from the twins' outputs in training (the only training
+measurements there are) and applied unchanged to the measurements at evaluation.
 """
 
 from __future__ import annotations

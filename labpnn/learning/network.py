@@ -5,6 +5,13 @@ trainable linear map to ``P_k.n_in``; the P_k are fixed physical layers and supp
 nonlinearity; the readout maps ``P_{K-1}.n_out`` to class scores. The network holds only the
 digital parameters: how the physical step is carried out (measured, physics-aware, or on a twin)
 is passed to :meth:`HybridNetwork.forward` by the trainer.
+
+With ``standardise`` (the trainers' default) every physical output is centred and scaled per feature
+(:class:`~labpnn.learning.digital.OutputStandardiser`) before the next digital map sees it, so
+the units of a measurement (W or counts, a dark level, a common-mode offset) do not matter. The
+same standardiser serves the measured path, the twin path and evaluation; its statistics are
+constants to autograd (the gradient flows through the affine map) and are learnt from training
+passes only.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from torch import Tensor, nn
 
 from labpnn.datasets import Dataset
 from labpnn.learning.costs import linear_flops
-from labpnn.learning.digital import seeded_linear
+from labpnn.learning.digital import OutputStandardiser, seeded_linear
 from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
 from labpnn.physical import physical_layers
 
@@ -27,7 +34,8 @@ PhysicalStep = Callable[[int, Tensor], Tensor]
 
 
 class HybridNetwork(nn.Module):
-    """Trainable digital maps around fixed physical layers (given by their widths)."""
+    """Trainable digital maps around fixed physical layers (given by their widths), with an
+    optional per-feature standardiser after each physical layer (buffers, no parameters)."""
 
     def __init__(
         self,
@@ -35,6 +43,7 @@ class HybridNetwork(nn.Module):
         physical_widths: Sequence[tuple[int, int]],
         n_classes: int,
         generator: torch.Generator,
+        standardise: bool = False,
     ) -> None:
         super().__init__()
         widths_in = [n_in] + [n_out for _, n_out in physical_widths[:-1]]
@@ -43,28 +52,50 @@ class HybridNetwork(nn.Module):
             for width_in, (layer_in, _) in zip(widths_in, physical_widths)
         )
         self.readout = seeded_linear(physical_widths[-1][1], n_classes, generator)
+        self.standardisers = nn.ModuleList(
+            OutputStandardiser(n_out) for _, n_out in physical_widths if standardise
+        )
 
-    def forward(self, x: Tensor, physical_step: PhysicalStep) -> Tensor:
-        """Class scores; ``physical_step(k, h)`` stands for physical layer k applied to ``h``."""
+    def forward(
+        self, x: Tensor, physical_step: PhysicalStep, *, learn_statistics: bool = False
+    ) -> Tensor:
+        """Class scores; ``physical_step(k, h)`` stands for physical layer k applied to ``h``.
+
+        ``learn_statistics=True`` (training passes only) merges each physical output into its
+        standardiser's statistics before it is standardised.
+        """
         h = x
         for k, digital in enumerate(self.digital):
-            h = physical_step(k, digital(h))
+            h = self.standardised(k, physical_step(k, digital(h)), learn=learn_statistics)
         return self.readout(h)
 
+    def standardised(self, k: int, measured: Tensor, *, learn: bool = False) -> Tensor:
+        """Physical layer k's output as the next digital map sees it."""
+        if not self.standardisers:
+            return measured
+        if learn:
+            self.standardisers[k].update(measured.detach())
+        return self.standardisers[k](measured)
+
     def flops(self, n_samples: int, backward: bool = False) -> float:
-        """Digital FLOPs of the linear maps for ``n_samples`` (forward, or forward and backward)."""
+        """Digital FLOPs of the linear maps and standardisers for ``n_samples`` (forward, or
+        forward and backward)."""
         linears = [*self.digital, self.readout]
+        # a standardiser subtracts and divides per element (about as much again backward)
+        per_element = 6 if backward else 2
         return sum(
             linear_flops(linear.in_features, linear.out_features, n_samples, backward)
             for linear in linears
-        )
+        ) + sum(per_element * s.mean.numel() * n_samples for s in self.standardisers)
 
 
 class HybridTrainer(Trainer):
     """Shared life cycle of trainers of a :class:`HybridNetwork`: batches, prediction, state.
 
     Prediction runs the network on the physical layers themselves (measured), whatever the
-    training used. Subclasses implement :meth:`_train_batch`.
+    training used. ``standardise`` puts a standardiser after every physical layer (see the
+    module docstring); turn it off for layers that are standardised already, as the training
+    procedures' ``LabLayer`` is. Subclasses implement :meth:`_train_batch`.
     """
 
     def __init__(
@@ -77,6 +108,7 @@ class HybridTrainer(Trainer):
         batch_size: int | None,
         seed: int,
         divergence_bound: float,
+        standardise: bool = True,
     ) -> None:
         super().__init__(seed=seed, divergence_bound=divergence_bound)
         if not layers:
@@ -87,7 +119,10 @@ class HybridTrainer(Trainer):
         self.lr = float(lr)
         self.batch_size = self._batch_size(batch_size)
         widths = [(int(layer.n_in), int(layer.n_out)) for layer in self.layers]
-        self.network = HybridNetwork(self.n_inputs, widths, self.n_classes, self.generator)
+        self.standardise = bool(standardise)
+        self.network = HybridNetwork(
+            self.n_inputs, widths, self.n_classes, self.generator, standardise=self.standardise
+        )
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
 
     @abstractmethod
@@ -121,6 +156,12 @@ class HybridTrainer(Trainer):
     def _physical_layers(self) -> list:
         return self.layers
 
+    def _comparable_config(self, saved: dict) -> dict:
+        saved = super()._comparable_config(saved)
+        # checkpoints from before the outputs' standardisation trained without it
+        saved.setdefault("standardise", False)
+        return saved
+
     def _config(self) -> dict:
         return {
             **super()._config(),
@@ -129,4 +170,5 @@ class HybridTrainer(Trainer):
             "n_classes": self.n_classes,
             "lr": self.lr,
             "batch_size": self.batch_size,
+            "standardise": self.standardise,
         }

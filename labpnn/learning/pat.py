@@ -59,6 +59,11 @@ class PhysicsAwareTrainer(HybridTrainer):
     ``report``, when present) are added to this trainer's costs. Twins that are torch modules are
     checkpointed with the trainer, so a resumed run can restore them into blank twins of the same
     shape. ``n_in`` defaults to the first physical layer's ``n_in``.
+
+    ``standardise`` (on by default) standardises each physical output per feature on the
+    training measurements (:class:`~labpnn.learning.network.HybridNetwork`), in the forward pass
+    and so in the backward pass through the twin's Jacobian alike. Without it, measurements in
+    other units (tanh ×1e-4, tanh + 100, 3000 + 50·tanh) leave PAT at chance.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class PhysicsAwareTrainer(HybridTrainer):
         n_in: int | None = None,
         lr: float = 1e-3,
         batch_size: int | None = None,
+        standardise: bool = True,
         seed: int = 0,
         divergence_bound: float = 1e6,
     ) -> None:
@@ -81,6 +87,7 @@ class PhysicsAwareTrainer(HybridTrainer):
             batch_size=batch_size,
             seed=seed,
             divergence_bound=divergence_bound,
+            standardise=standardise,
         )
         if len(twins) != len(self.layers):
             raise ValueError(f"got {len(twins)} twins for {len(self.layers)} physical layers")
@@ -105,7 +112,8 @@ class PhysicsAwareTrainer(HybridTrainer):
         return PhysicsAwareStep.apply(h, partial(self._measure, self.layers[k]), self.twins[k])
 
     def _train_batch(self, x: Tensor, y: Tensor, losses: list[float]) -> None:
-        loss = F.cross_entropy(self.network(x, self._training_step), y)
+        scores = self.network(x, self._training_step, learn_statistics=True)
+        loss = F.cross_entropy(scores, y)
         losses.append(self._check_loss(loss))
         self.optimizer.zero_grad()
         loss.backward()

@@ -105,6 +105,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             n_classes=task.n_classes,
             lr=float(self.setting("lr")),
             batch_size=self.batch,
+            standardise=False,  # the bench layer standardises on random probes (LabLayer)
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )

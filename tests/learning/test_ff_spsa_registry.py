@@ -32,8 +32,9 @@ def test_spsa_lowers_the_loss_with_forward_passes_only(vowel_task, tanh_physics)
     first, last = model.history[0]["loss"], model.history[-1]["loss"]
     assert last < 0.85 * first  # measured 1.90 -> 1.46
     assert model.history[-1]["test_accuracy"] > 0.3  # chance is 0.14
-    # Two measured forward passes per step (one perturbation), plus the evaluation.
-    assert layer.queries == 100 * 2 * 206 + 206 + 52
+    # Two measured forward passes per step (one perturbation), one unperturbed pass before the
+    # first step for the outputs' statistics, plus the evaluation.
+    assert layer.queries == 100 * 2 * 206 + 206 + 206 + 52
 
 
 def test_trainers_are_registered_by_name_and_plug_ins_can_join():
