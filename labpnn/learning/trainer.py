@@ -130,7 +130,14 @@ class Trainer(ABC):
         drift schedules); :meth:`fit` is a loop over it.
         """
         ds = training_data(ds)
+        if ds.x_train.shape[0] == 0:
+            raise ValueError(
+                f"{type(self).__name__} got no training rows (x_train has shape "
+                f"{tuple(ds.x_train.shape)}); give it a data set with at least one training sample"
+            )
         self._check_width(ds.x_train)
+        check_finite(ds.x_train, "x_train")
+        check_finite(ds.x_test, "x_test")
         self._check_labels(ds)
         losses = self._train_epoch(ds)
         self.epoch += 1
@@ -152,6 +159,9 @@ class Trainer(ABC):
         labels = as_labels(y, "y")
         if labels.shape[0] != len(x):
             raise ValueError(f"{len(x)} rows of x but {labels.shape[0]} labels")
+        self._check_label_range(labels, "labels y")
+        x = self._check_width(x)
+        check_finite(x, "x")
         predicted = self.predict(x)
         accuracy = (predicted == labels).float().mean().item()
         return accuracy, int((predicted == -1).sum().item())
@@ -229,13 +239,17 @@ class Trainer(ABC):
 
     # ---- helpers for subclasses ---------------------------------------------------------------
     def _check_labels(self, ds: Dataset) -> None:
-        """Refuse training labels outside ``0..n_classes-1`` with a message, not an index error."""
+        """Refuse training or test labels outside ``0..n_classes-1`` with a message, not an
+        index error (in training) or a silent 0 % (in testing)."""
+        self._check_label_range(torch.as_tensor(ds.y_train), "training labels")
+        self._check_label_range(torch.as_tensor(ds.y_test), "test labels")
+
+    def _check_label_range(self, y: Tensor, what: str) -> None:
         n_classes = getattr(self, "n_classes", None)
-        y = torch.as_tensor(ds.y_train)
         if n_classes is not None and y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
             raise ValueError(
                 f"labels must lie in 0..{n_classes - 1} (n_classes={n_classes}); "
-                f"the training labels span {int(y.min())}..{int(y.max())}"
+                f"the {what} span {int(y.min())}..{int(y.max())}"
             )
 
     def _check_width(self, x: Tensor) -> Tensor:
@@ -360,6 +374,18 @@ def training_data(ds: Any) -> Any:
     extra = {name: getattr(ds, name) for name in ("n_classes", "n_label_slots", "n_features", "meta")
              if hasattr(ds, name)}  # fmt: skip
     return SimpleNamespace(**converted, **extra)
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Refuse inputs holding NaN or Inf, naming the rows: bad data are not a bad hardware frame
+    (which the trainers skip and count), and would otherwise be blamed on the instrument."""
+    bad = (~torch.isfinite(x)).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten().tolist()
+    if bad:
+        shown = ", ".join(str(row) for row in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise ValueError(
+            f"{name} holds NaN or Inf in {len(bad)} row(s) ({shown}); the data must be finite: "
+            "drop or fill those rows before training"
+        )
 
 
 def predicted_classes(scores: Tensor) -> Tensor:

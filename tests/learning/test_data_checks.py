@@ -1,0 +1,56 @@
+"""Bad data and bad settings are refused up front with a message, never trained on silently."""
+
+import dataclasses
+
+import pytest
+
+from labpnn.learning import PhyLL, PhysicsAwareTrainer, SPSATrainer
+from labpnn.physical import FunctionLayer
+
+
+def _with_nan_rows(ds, split, rows):
+    x = getattr(ds, f"x_{split}").clone()
+    x[rows, 9] = float("nan")
+    x[rows[-1], 0] = float("inf")
+    return dataclasses.replace(ds, **{f"x_{split}": x})
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_nan_in_the_data_is_refused_naming_the_rows_not_blamed_on_the_instrument(
+    vowel_task, tanh_physics, split
+):
+    bad = _with_nan_rows(vowel_task, split, [3, 17])
+    fn = tanh_physics()
+    for trainer in (
+        PhyLL([FunctionLayer(fn, 20, 20)], n_classes=7),
+        PhysicsAwareTrainer([FunctionLayer(fn, 20, 20)], [fn], n_classes=7),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"x_{split} holds NaN or Inf in 2 row\(s\) \(3, 17\)"
+        ):
+            trainer.fit(bad, epochs=1)
+        assert trainer.epoch == 0 and trainer.costs.queries == 0
+        with pytest.raises(ValueError, match=r"x holds NaN or Inf in 2 row\(s\) \(3, 17\)"):
+            trainer.evaluate(getattr(bad, f"x_{split}"), getattr(bad, f"y_{split}"))
+
+
+def test_an_empty_training_set_says_so(vowel_task, tanh_physics):
+    empty = dataclasses.replace(
+        vowel_task, x_train=vowel_task.x_train[:0], y_train=vowel_task.y_train[:0]
+    )
+    for trainer in (
+        PhyLL([FunctionLayer(tanh_physics(), 20, 20)], n_classes=7),
+        SPSATrainer([FunctionLayer(tanh_physics(), 20, 20)], n_classes=7),
+    ):
+        with pytest.raises(ValueError, match="no training rows"):
+            trainer.fit(empty, epochs=1)
+
+
+def test_test_labels_out_of_range_are_refused_not_scored_as_zero(vowel_task, tanh_physics):
+    model = PhyLL([FunctionLayer(tanh_physics(), 20, 20)], n_classes=7)
+    with pytest.raises(ValueError, match=r"0\.\.6 \(n_classes=7\); the labels y span 7\.\.13"):
+        model.evaluate(vowel_task.x_test, vowel_task.y_test + 7)
+    shifted = dataclasses.replace(vowel_task, y_test=vowel_task.y_test + 1)
+    with pytest.raises(ValueError, match=r"the test labels span 1\.\.7"):
+        model.fit(shifted, epochs=1)
+    assert model.costs.queries == 0
