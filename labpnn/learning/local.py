@@ -56,8 +56,21 @@ class LocalGoodnessTrainer(Trainer):
 
     # -- prediction ---------------------------------------------------------------------
     def goodness_per_label(self, x: Tensor) -> Tensor:
-        """``[B, n_classes]``: goodness summed over layers with each label embedded in turn."""
+        """``[B, n_classes]``: goodness summed over layers with each label embedded in turn.
+
+        A layer gets the samples in chunks (:meth:`_evaluation_chunks`), each with every label,
+        so one call holds at most ``batch_size × n_classes`` rows (or about 1024 rows when
+        training is full-batch), not ``B × n_classes``; once the outputs' statistics exist (after
+        the first training batch) the result does not depend on the chunking.
+        """
         x = self._check_width(x)
+        chunks = self._evaluation_chunks(x.shape[0], rows_per_sample=self.n_classes)
+        if not chunks:
+            return torch.zeros(0, self.n_classes)
+        return torch.cat([self._goodness_of_chunk(x[chunk]) for chunk in chunks])
+
+    def _goodness_of_chunk(self, x: Tensor) -> Tensor:
+        """``[n, n_classes]`` for one chunk of samples, all labels in one call per layer."""
         n = x.shape[0]
         h = torch.cat(
             [embed_labels(x, label, self.n_label_slots) for label in range(self.n_classes)]

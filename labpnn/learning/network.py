@@ -137,12 +137,14 @@ class HybridTrainer(Trainer):
         return {"loss": mean_or_none(losses)}
 
     def logits(self, x: Tensor) -> Tensor:
-        """Class scores with every physical layer measured (evaluation queries)."""
+        """Class scores with every physical layer measured (evaluation queries), in calls of at
+        most ``batch_size`` rows (see :meth:`_evaluation_chunks`)."""
         x = self._check_width(x)
+        step = self._measured_step(evaluation=True)
         with torch.no_grad():
-            scores = self.network(x, self._measured_step(evaluation=True))
+            scores = [self.network(x[chunk], step) for chunk in self._evaluation_chunks(len(x))]
         self._costs.digital_flops += self.network.flops(x.shape[0])
-        return scores
+        return torch.cat(scores) if scores else torch.zeros(0, self.n_classes)
 
     def predict(self, x: Tensor) -> Tensor:
         return predicted_classes(self.logits(x))

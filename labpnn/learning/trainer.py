@@ -274,6 +274,13 @@ class Trainer(ABC):
             raise BadFrame(f"physical layer {layer!r} returned a non-finite frame")
         return y
 
+    def _evaluation_chunks(self, n_samples: int, rows_per_sample: int = 1) -> list[slice]:
+        """Sample ranges for evaluation calls: ``batch_size`` samples each, or about
+        ``EVALUATION_ROWS`` rows each when training is full-batch, so that scoring a large test
+        set never sends it to a physical layer in one call."""
+        per_call = getattr(self, "batch_size", None) or max(1, EVALUATION_ROWS // rows_per_sample)
+        return [slice(start, start + per_call) for start in range(0, n_samples, per_call)]
+
     @staticmethod
     def _batch_size(batch_size: int | None) -> int | None:
         """``batch_size`` checked: a positive integer, or None (or 0) for the full batch."""
@@ -307,6 +314,9 @@ class Trainer(ABC):
             raise TrainingDiverged(self.epoch, value, self.divergence_bound)
         return value
 
+
+# Rows per physical-layer call in evaluation when a trainer trains full-batch (batch_size=None).
+EVALUATION_ROWS = 1024
 
 # What a restored trainer may do differently from the one that made the checkpoint: the seed is
 # taken from the checkpoint (its generators are restored), the layers' descriptions include state

@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 from labpnn.learning import PhyLL, PhysicsAwareTrainer, SPSATrainer
 from labpnn.physical import FunctionLayer
@@ -54,3 +55,49 @@ def test_test_labels_out_of_range_are_refused_not_scored_as_zero(vowel_task, tan
     with pytest.raises(ValueError, match=r"the test labels span 1\.\.7"):
         model.fit(shifted, epochs=1)
     assert model.costs.queries == 0
+
+
+def _recording(fn, calls):
+    def layer(x):
+        calls.append(x.shape[0])
+        return fn(x)
+
+    return layer
+
+
+def test_evaluation_sends_a_layer_batches_not_the_whole_test_set(vowel_task, tanh_physics):
+    calls = []
+    layer = FunctionLayer(_recording(tanh_physics(), calls), 20, 20)
+    model = PhyLL([layer], n_classes=7, batch_size=16, seed=0)
+    model.fit(vowel_task, epochs=3, eval_every=3)
+    calls.clear()
+    chunked = model.goodness_per_label(vowel_task.x_test)
+    assert calls == [16 * 7, 16 * 7, 16 * 7, 4 * 7]  # 52 samples, every label with each
+    model.batch_size = None  # full batch: about 1024 rows a call, here all 52 × 7 at once
+    calls.clear()
+    whole = model.goodness_per_label(vowel_task.x_test)
+    assert calls == [52 * 7]
+    assert torch.equal(chunked, whole)
+
+
+def test_full_batch_evaluation_of_many_rows_is_chunked_too(digit_task):
+    calls = []
+    matrix = torch.randn(74, 74, generator=torch.Generator().manual_seed(3)) / 74**0.5
+    layer = FunctionLayer(_recording(lambda x: torch.tanh(x @ matrix), calls), 74, 74)
+    model = PhyLL([layer], n_classes=10, seed=0)  # batch_size=None
+    model.step_epoch(digit_task, evaluate=False)
+    calls.clear()
+    predicted = model.predict(digit_task.x_train)  # 1437 samples × 10 labels = 14,370 rows
+    assert max(calls) <= 1024 and sum(calls) == 14_370
+    model.batch_size = 10**6
+    assert torch.equal(model.predict(digit_task.x_train), predicted)
+
+    pat_calls = []
+    fn = lambda x: torch.tanh(x @ matrix)  # noqa: E731
+    pat = PhysicsAwareTrainer([FunctionLayer(_recording(fn, pat_calls), 74, 74)], [fn], 10)
+    pat.step_epoch(digit_task, evaluate=False)
+    pat_calls.clear()
+    scores = pat.logits(digit_task.x_train)
+    assert pat_calls == [1024, 1437 - 1024]
+    pat.batch_size = 10**6
+    assert torch.equal(pat.logits(digit_task.x_train), scores)
