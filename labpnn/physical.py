@@ -24,6 +24,7 @@ becomes a NaN row downstream, not a NaN drive signal on the next piece of hardwa
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ __all__ = [
     "as_measurement",
     "call_on_finite_rows",
     "physical_layers",
+    "positive_int",
     "PhysicalLayer",
     "FunctionLayer",
     "IdentityLayer",
@@ -120,6 +122,18 @@ def as_measurement(y: Any, layer: Any) -> Tensor:
     return out.to(device="cpu", dtype=torch.float32)
 
 
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int, refused unless it is a whole number >= 1 (``7.9`` is not 7, and
+    ``"20"`` is not a width)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a positive integer, got {value!r} ({type(value).__name__})"
+        )
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def physical_layers(layers: Any) -> list:
     """``layers`` as a list, each checked to be a PhysicalLayer (``n_in``, ``n_out``, callable)."""
     checked = list(layers)
@@ -148,13 +162,9 @@ class FunctionLayer:
     def __init__(
         self, fn: Callable[[Tensor], Tensor], n_in: int, n_out: int, name: str | None = None
     ) -> None:
-        if n_in < 1 or n_out < 1:
-            raise ValueError(
-                f"a physical layer needs n_in >= 1 and n_out >= 1, got {n_in}, {n_out}"
-            )
         self.fn = fn
-        self.n_in = int(n_in)
-        self.n_out = int(n_out)
+        self.n_in = positive_int(n_in, "a physical layer's n_in")
+        self.n_out = positive_int(n_out, "a physical layer's n_out")
         self.name = name or getattr(fn, "__name__", "function")
         self.queries = 0
         self.hardware_s = 0.0

@@ -19,12 +19,18 @@ from torch import Tensor, nn
 
 from labpnn.learning.digital import seeded_linear
 from labpnn.learning.local import LocalGoodnessTrainer
+from labpnn.physical import positive_int
 
 __all__ = ["ForwardForward"]
 
 
 class ForwardForward(LocalGoodnessTrainer):
     """Forward-forward on a digital ReLU MLP; ``inner_steps`` Adam steps per layer per batch."""
+
+    _input_width_origin = (
+        "the n_in it was built with",
+        "build it with n_in equal to the dataset's n_inputs",
+    )
 
     def __init__(
         self,
@@ -43,18 +49,18 @@ class ForwardForward(LocalGoodnessTrainer):
         super().__init__(seed=seed, divergence_bound=divergence_bound)
         if not hidden:
             raise ValueError("forward-forward needs at least one hidden layer")
-        self.n_inputs = int(n_in)
-        self.n_classes = int(n_classes)
-        self.n_label_slots = int(n_label_slots or n_classes)
+        self.n_inputs = positive_int(n_in, "n_in")
+        self.n_classes = positive_int(n_classes, "n_classes")
+        self.n_label_slots = positive_int(n_label_slots or n_classes, "n_label_slots")
         if not 2 <= self.n_classes <= self.n_label_slots < self.n_inputs:
             raise ValueError(
                 f"need 2 <= n_classes ({self.n_classes}) <= n_label_slots ({self.n_label_slots}) "
                 f"< n_in ({self.n_inputs})"
             )
-        self.hidden = [int(width) for width in hidden]
+        self.hidden = [positive_int(width, "a hidden width") for width in hidden]
         self.threshold = float(threshold)
         self.lr = float(lr)
-        self.inner_steps = int(inner_steps)
+        self.inner_steps = positive_int(inner_steps, "inner_steps")
         self.batch_size = self._batch_size(batch_size)
         widths = [self.n_inputs, *self.hidden]
         self.linears = nn.ModuleList(

@@ -26,7 +26,7 @@ from labpnn.datasets import Dataset
 from labpnn.learning.costs import linear_flops
 from labpnn.learning.digital import OutputStandardiser, seeded_linear
 from labpnn.learning.trainer import Trainer, mean_or_none, predicted_classes
-from labpnn.physical import physical_layers
+from labpnn.physical import physical_layers, positive_int
 
 __all__ = ["HybridNetwork", "HybridTrainer"]
 
@@ -114,8 +114,15 @@ class HybridTrainer(Trainer):
         if not layers:
             raise ValueError(f"{type(self).__name__} needs at least one physical layer")
         self.layers = physical_layers(layers)
-        self.n_inputs = int(n_in or self.layers[0].n_in)
-        self.n_classes = int(n_classes)
+        if n_in is None:
+            self.n_inputs = int(self.layers[0].n_in)
+        else:
+            self.n_inputs = positive_int(n_in, "n_in")
+            self._input_width_origin = (
+                f"the n_in={self.n_inputs} it was built with",
+                "build it with n_in equal to the dataset's n_inputs",
+            )
+        self.n_classes = positive_int(n_classes, "n_classes")
         self.lr = float(lr)
         self.batch_size = self._batch_size(batch_size)
         widths = [(int(layer.n_in), int(layer.n_out)) for layer in self.layers]

@@ -51,6 +51,45 @@ class PhysicsAwareStep(torch.autograd.Function):
         return grad_input, None, None
 
 
+def check_twin(k: int, twin: Twin, layer) -> None:
+    """Refuse a twin that cannot stand in for its physical layer, before any training: it must
+    map ``[B, layer.n_in]`` to ``[B, layer.n_out]`` differentiably (PAT takes its Jacobian).
+
+    The twin is called once on two fixed rows, a digital call that queries no hardware.
+    """
+    where = f"twin {k} ({twin!r}) of physical layer {k} ({layer!r})"
+    if not callable(twin):
+        raise TypeError(f"{where} is not callable; a twin is a torch function of x[B, n_in]")
+    declared = [getattr(twin, name, None) for name in ("n_in", "n_out")]
+    if declared[0] is not None and declared[1] is not None:
+        if (declared[0], declared[1]) != (layer.n_in, layer.n_out):
+            raise ValueError(
+                f"{where} is {declared[0]}->{declared[1]} wide, the layer {layer.n_in}->"
+                f"{layer.n_out}; fit the twin to this layer"
+            )
+    probe = torch.rand(2, int(layer.n_in), generator=torch.Generator().manual_seed(0))
+    probe.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            out = twin(probe)
+    except Exception as exc:  # any failure means: not a twin of this layer
+        raise ValueError(
+            f"{where} fails on an input of the layer's width n_in={layer.n_in}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(out, Tensor) or tuple(out.shape) != (2, int(layer.n_out)):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"{where} maps [2, {layer.n_in}] to {shape}, but the layer's output is "
+            f"[2, {layer.n_out}]; fit the twin to this layer"
+        )
+    if not out.requires_grad:
+        raise ValueError(
+            f"{where} returns no gradient: a twin must be a differentiable torch function "
+            "(not numpy, not a detached or no_grad output), since PAT takes its Jacobian"
+        )
+
+
 class PhysicsAwareTrainer(HybridTrainer):
     """PAT of a :class:`HybridNetwork` around ``layers``, with one twin per physical layer.
 
@@ -92,6 +131,8 @@ class PhysicsAwareTrainer(HybridTrainer):
         if len(twins) != len(self.layers):
             raise ValueError(f"got {len(twins)} twins for {len(self.layers)} physical layers")
         self.twins = list(twins)
+        for k, (twin, layer) in enumerate(zip(self.twins, self.layers)):
+            check_twin(k, twin, layer)
         for twin in self.twins:
             report = getattr(twin, "report", {})
             self._costs.queries += report.get("queries", 0)

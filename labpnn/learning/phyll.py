@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from labpnn.learning.digital import OutputStandardiser, seeded_linear
 from labpnn.learning.goodness import cosine_goodness, random_prototype, sum_of_squares_goodness
 from labpnn.learning.local import LocalGoodnessTrainer
-from labpnn.physical import physical_layers
+from labpnn.physical import physical_layers, positive_int
 
 __all__ = ["PhyLL"]
 
@@ -71,12 +71,10 @@ class PhyLL(LocalGoodnessTrainer):
             raise ValueError("PhyLL needs at least one physical layer")
         if goodness not in GOODNESS_KINDS:
             raise ValueError(f"goodness={goodness!r}; choose one of {GOODNESS_KINDS}")
-        if inner_steps < 1:
-            raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
         self.layers = physical_layers(layers)
         self.n_inputs = int(self.layers[0].n_in)
-        self.n_classes = int(n_classes)
-        self.n_label_slots = int(n_label_slots or n_classes)
+        self.n_classes = positive_int(n_classes, "n_classes")
+        self.n_label_slots = positive_int(n_label_slots or n_classes, "n_label_slots")
         if not 2 <= self.n_classes <= self.n_label_slots < self.n_inputs:
             raise ValueError(
                 f"need 2 <= n_classes ({self.n_classes}) <= n_label_slots ({self.n_label_slots}) "
@@ -85,7 +83,7 @@ class PhyLL(LocalGoodnessTrainer):
         self.skip = skip
         self.alpha = float(alpha)
         self.lr = float(lr)
-        self.inner_steps = int(inner_steps)
+        self.inner_steps = positive_int(inner_steps, "inner_steps")
         self.batch_size = self._batch_size(batch_size)
         self.goodness = goodness
 
@@ -95,7 +93,14 @@ class PhyLL(LocalGoodnessTrainer):
             if k + 1 < len(self.layers):
                 width_out = int(self.layers[k + 1].n_in)
             else:
-                width_out = int(out_width or layer.n_in)
+                width_out = positive_int(out_width or layer.n_in, "out_width")
+            if width_out == 1 and goodness == "cosine":
+                source = f"layer {k + 1}'s n_in" if k + 1 < len(self.layers) else "out_width"
+                raise ValueError(
+                    f"W_{k} would have one output ({source} is 1): the cosine goodness "
+                    "cos(|h|, p) of a single output is constant, so that layer cannot learn; "
+                    "use goodness='sumsq' or a width of 2 or more"
+                )
             self.digital.append(seeded_linear(width_in, width_out, self.generator))
         self.prototypes = nn.ParameterList(
             nn.Parameter(random_prototype(linear.out_features, self.generator), requires_grad=False)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from labpnn.learning.network import HybridTrainer
+from labpnn.physical import positive_int
 
 __all__ = ["SPSATrainer"]
 
@@ -52,12 +53,10 @@ class SPSATrainer(HybridTrainer):
             divergence_bound=divergence_bound,
             standardise=standardise,
         )
-        if perturbation <= 0 or n_perturbations < 1:
-            raise ValueError(
-                f"need perturbation > 0 and n_perturbations >= 1, got {perturbation}, {n_perturbations}"
-            )
+        if not perturbation > 0:
+            raise ValueError(f"need perturbation > 0, got {perturbation}")
         self.perturbation = float(perturbation)
-        self.n_perturbations = int(n_perturbations)
+        self.n_perturbations = positive_int(n_perturbations, "n_perturbations")
 
     def _train_batch(self, x: Tensor, y: Tensor, losses: list[float]) -> None:
         parameters = list(self.network.parameters())

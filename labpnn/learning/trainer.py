@@ -57,6 +57,11 @@ class Trainer(ABC):
     """
 
     n_inputs: int
+    # where n_inputs came from, and how to change it, for the width error (a subclass may say)
+    _input_width_origin = (
+        "its first layer's n_in",
+        "build the first physical layer with n_in equal to the dataset's n_inputs",
+    )
 
     def __init__(self, *, seed: int, divergence_bound: float) -> None:
         self.seed = int(seed)
@@ -256,10 +261,10 @@ class Trainer(ABC):
         """``x`` as a float32 tensor (numpy arrays welcome), after checking its width."""
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            origin, remedy = self._input_width_origin
             raise ValueError(
                 f"{type(self).__name__} was built for inputs of width {self.n_inputs} "
-                f"(its first layer's n_in), but the data have shape {tuple(x.shape)}; "
-                "build the first physical layer with n_in equal to the dataset's n_inputs"
+                f"({origin}), but the data have shape {tuple(x.shape)}; {remedy}"
             )
         return x
 

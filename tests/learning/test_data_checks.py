@@ -2,10 +2,11 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from labpnn.learning import PhyLL, PhysicsAwareTrainer, SPSATrainer
+from labpnn.learning import DigitalTwin, InSilicoTrainer, PhyLL, PhysicsAwareTrainer, SPSATrainer
 from labpnn.physical import FunctionLayer
 
 
@@ -101,3 +102,66 @@ def test_full_batch_evaluation_of_many_rows_is_chunked_too(digit_task):
     assert pat_calls == [1024, 1437 - 1024]
     pat.batch_size = 10**6
     assert torch.equal(pat.logits(digit_task.x_train), scores)
+
+
+def test_a_one_wide_map_with_cosine_goodness_is_refused_as_untrainable(tanh_physics):
+    wide = FunctionLayer(tanh_physics(), 20, 20)
+    one_in = FunctionLayer(lambda x: torch.tanh(x), 1, 1)
+    with pytest.raises(ValueError, match="W_0 would have one output \\(layer 1's n_in is 1\\)"):
+        PhyLL([wide, one_in], n_classes=7)
+    with pytest.raises(ValueError, match="W_0 would have one output \\(out_width is 1\\).*sumsq"):
+        PhyLL([wide], n_classes=7, out_width=1)
+    PhyLL([wide], n_classes=7, out_width=1, goodness="sumsq")  # sum of squares can learn
+
+
+def test_pat_refuses_twins_that_do_not_fit_their_layers(tanh_physics):
+    fn = tanh_physics()
+    layer = FunctionLayer(fn, 20, 20, name="bench")
+    narrow = tanh_physics(20, 10)
+    with pytest.raises(
+        ValueError, match=r"twin 0 .* of physical layer 0 .*bench.* maps \[2, 20\] to \(2, 10\)"
+    ):
+        PhysicsAwareTrainer([layer], [narrow], n_classes=7)
+    with pytest.raises(
+        ValueError, match="twin 0 .* fails on an input of the layer's width n_in=20"
+    ):
+        PhysicsAwareTrainer([layer], [tanh_physics(12, 20)], n_classes=7)
+    with pytest.raises(ValueError, match="twin 1 .* returns no gradient"):
+        PhysicsAwareTrainer([layer, layer], [fn, lambda x: fn(x).detach()], n_classes=7)
+    with pytest.raises(TypeError, match="twin 0 .* is not callable"):
+        PhysicsAwareTrainer([layer], ["twin.npz"], n_classes=7)
+    with pytest.raises(ValueError, match="is 20->12 wide, the layer 20->20"):
+        InSilicoTrainer([layer], [DigitalTwin(20, 12, hidden=(4,))], n_classes=7)
+
+
+def test_the_width_error_says_where_the_width_came_from(vowel_task, digit_task, tanh_physics):
+    layer = FunctionLayer(tanh_physics(), 20, 20)
+    with pytest.raises(ValueError, match="width 20 \\(its first layer's n_in\\)"):
+        SPSATrainer([layer], n_classes=7).fit(digit_task, epochs=1)
+    explicit = SPSATrainer([layer], n_classes=7, n_in=12)
+    with pytest.raises(
+        ValueError, match="width 12 \\(the n_in=12 it was built with\\).*build it with n_in"
+    ):
+        explicit.fit(vowel_task, epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda fn: PhyLL([FunctionLayer(fn, 20, 20)], n_classes=7.9), ValueError, "n_classes must be a positive integer, got 7.9"),
+        (lambda fn: FunctionLayer(fn, n_in=20.5, n_out=20), ValueError, "n_in must be a positive integer, got 20.5"),
+        (lambda fn: FunctionLayer(fn, n_in="20", n_out=20), TypeError, "n_in must be a positive integer, got '20' \\(str\\)"),
+        (lambda fn: FunctionLayer(fn, n_in=20, n_out=0), ValueError, "n_out must be a positive integer, got 0"),
+        (lambda fn: PhysicsAwareTrainer([FunctionLayer(fn, 20, 20)], [fn], n_classes=7, n_in=19.5), ValueError, "n_in must be a positive integer"),
+        (lambda fn: SPSATrainer([FunctionLayer(fn, 20, 20)], 7, n_perturbations=1.5), ValueError, "n_perturbations must be"),
+    ],
+)  # fmt: skip
+def test_counts_and_widths_must_be_whole_numbers(tanh_physics, build, error, message):
+    with pytest.raises(error, match=message):
+        build(tanh_physics())
+
+
+def test_whole_numbers_in_other_types_are_fine(tanh_physics):
+    layer = FunctionLayer(tanh_physics(), np.int64(20), 20.0)
+    assert (layer.n_in, layer.n_out) == (20, 20) and type(layer.n_out) is int
+    assert PhyLL([layer], n_classes=np.int64(7)).n_classes == 7
