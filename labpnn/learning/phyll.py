@@ -43,10 +43,13 @@ class PhyLL(LocalGoodnessTrainer):
 
     ``standardise`` (on by default) centres and scales each physical output on the training
     measurements seen so far (:class:`OutputStandardiser`, checkpointed) before ``W_k`` sees it,
-    so the units of a measurement do not matter. Without it, on the vowels, |Tx|² speckle ×10⁴
-    or + 1000, and tanh ×10⁻⁴ or + 10 without skip, stay at or near chance, while the same
-    physics in other units trains to 90-100 %. Turn it off for layers that are standardised
-    already (the training procedures' ``LabLayer`` does it on random probes).
+    so the units of a measurement do not matter. Measured without it (synthetic vowels, 2 layers,
+    200 epochs, seeds 0-2, chance 0.14): tiny outputs without skip fail, |Tx|² speckle ×10⁻⁶ at
+    0.37-0.44 and tanh ×10⁻⁴ at 0.37-0.40, and a large common-mode offset fails with or without
+    skip (speckle + 1000: 0.29-0.58 without, 0.13-0.27 with); large gains and small offsets
+    mostly train raw (speckle ×10⁴: 0.94-0.98; tanh + 10 without skip: 0.71-0.85). With it,
+    all of these reach 0.94-1.00. Turn it off for layers that are standardised already (the
+    training procedures' ``LabLayer`` does it on random probes).
     """
 
     def __init__(
