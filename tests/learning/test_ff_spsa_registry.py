@@ -30,8 +30,8 @@ def test_spsa_lowers_the_loss_with_forward_passes_only(vowel_task, tanh_physics)
     model = SPSATrainer([layer], 7, lr=1e-2, seed=0)
     model.fit(vowel_task, epochs=100, eval_every=100)
     first, last = model.history[0]["loss"], model.history[-1]["loss"]
-    assert last < 0.85 * first  # measured 1.90 -> 1.46
-    assert model.history[-1]["test_accuracy"] > 0.3  # chance is 0.14
+    assert last < 0.85 * first  # measured 1.83 -> 1.05 (raw outputs: 1.90 -> 1.46)
+    assert model.history[-1]["test_accuracy"] > 0.3  # chance is 0.14; measured 0.79
     # Two measured forward passes per step (one perturbation), one unperturbed pass before the
     # first step for the outputs' statistics, plus the evaluation.
     assert layer.queries == 100 * 2 * 206 + 206 + 206 + 52
