@@ -440,6 +440,9 @@ def _execute(
             if req.resume_file
             else "",
             "rerun_of": str(Path(req.from_file).resolve()) if req.from_file else "",
+            "rerun_of_run_id": (procedure.previous_run or {}).get("run_id", "")
+            if req.from_file
+            else "",
         }
         writer = RunWriter(path, attrs)
         procedure.run = writer

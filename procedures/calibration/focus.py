@@ -27,6 +27,11 @@ from labpnn.procedures.calibration.summary_docs import focus_docs
 from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
 
+# Below this fraction of the theoretical enhancement the TM is rejected (expired in the
+# registry). A sound TM reaches >= 0.8 without noise and >= 0.5 at 20 dB SNR (S1).
+REJECT_BELOW = 0.3
+
+
 class ValidateFocus(LabProcedure):
     """Phase-conjugation focusing from the latest TM; enhancement against theory."""
 
@@ -144,6 +149,16 @@ class ValidateFocus(LabProcedure):
         self.log.info("enhancement %.1f ± %.1f = %.2f × theory (%.1f) for N=%d",
                       eta, summary["enhancement_std"], summary["enhancement_ratio"],
                       theory_enhancement(n), n)  # fmt: skip
+        if summary["enhancement_ratio"] < REJECT_BELOW:
+            # A validation that fails says so where the next run looks: the registry.
+            self.registry.expire(self.calibration.id)
+            self.log.warning(
+                "enhancement is only %.2f of theory (below %.2f): TM #%d no longer describes "
+                "this medium (drift, a moved fibre, another bench); it is now marked expired. "
+                "Recalibrate: labpnn run calibrate-tm --station %s",
+                summary["enhancement_ratio"], REJECT_BELOW, self.calibration.id,
+                self.station.name,
+            )  # fmt: skip
 
     @classmethod
     def plot_report(cls, f, figure) -> None:

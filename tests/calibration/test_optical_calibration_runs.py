@@ -92,6 +92,38 @@ def test_a_simulated_tm_never_satisfies_another_layout(labpnn):
     assert other.returncode == 2 and "calibrate-tm" in other.stderr
 
 
+def test_a_tm_that_fails_validation_is_expired_in_the_registry(labpnn, lab_dirs):
+    """A TM that no longer describes the medium (here: its phases scrambled, as a moved
+    fibre would) focuses poorly; validate-focus says so and expires it."""
+    from labpnn.ledger import Ledger
+    from labpnn.registry import CalibrationRegistry
+    from labpnn.station import StationConfig
+
+    show(labpnn, labpnn("run", "calibrate-tm", "--station", "optical-sim",
+                        "--set", "n_modes=16", "--no-progress"))  # fmt: skip
+    ledger = Ledger()
+    try:
+        registry = CalibrationRegistry.for_config(ledger, StationConfig.load("optical-sim"))
+        good = registry.latest("tm")
+        arrays = good.arrays()
+        rng = np.random.default_rng(0)
+        arrays["tm"] = arrays["tm"] * np.exp(2j * np.pi * rng.random(arrays["tm"].shape))
+        stale = registry.save("tm", arrays, metrics=good.metrics, valid_for_s=3600)
+    finally:
+        ledger.close()
+    res = labpnn("run", "validate-focus", "--station", "optical-sim", "--no-progress")
+    assert res.returncode == 0, res.stderr  # the run itself worked: it measured a bad TM
+    focus = json.loads(labpnn("show", res.stdout.strip().splitlines()[-1], "--json").stdout)
+    assert focus["summary"]["enhancement_ratio"] < 0.3
+    assert f"TM #{stale} no longer describes this medium" in res.stderr
+    ledger = Ledger()
+    try:
+        registry = CalibrationRegistry.for_config(ledger, StationConfig.load("optical-sim"))
+        assert registry.latest_valid("tm").id == good.id  # the stale one is expired
+    finally:
+        ledger.close()
+
+
 def test_calibrate_camera_finds_the_black_level_and_an_unsaturated_exposure(labpnn):
     black = ["--station-set", "bench.simulation.noise.black_level_adu=100"]
     res = show(

@@ -57,6 +57,9 @@ def test_a_completed_run_prints_its_file_and_show_reports_it(labpnn, lab_dirs):
     assert again.returncode == 0, again.stderr
     rerun = json.loads(labpnn("show", again.stdout.strip().splitlines()[-1], "--json").stdout)
     assert rerun["parameters"]["n_frames"] == 4
+    with h5py.File(again.stdout.strip().splitlines()[-1], "r") as f:
+        # the run it repeats, by id too: the path breaks when the data directory moves
+        assert f.attrs["rerun_of_run_id"] == shown["run_id"]
 
 
 @pytest.mark.parametrize(
