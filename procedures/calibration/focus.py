@@ -26,7 +26,6 @@ from labpnn.procedures.calibration.optical_common import (
 from labpnn.procedures.calibration.summary_docs import focus_docs
 from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
-
 # Below this fraction of the theoretical enhancement the TM is rejected (expired in the
 # registry). A sound TM reaches >= 0.8 without noise and >= 0.5 at 20 dB SNR (S1).
 REJECT_BELOW = 0.3
