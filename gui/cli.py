@@ -99,9 +99,18 @@ def move(entry_id, position) -> None:
 @queue.command("run")
 @click.option("--watch", is_flag=True, help="Keep waiting for new entries (Ctrl+C stops).")
 def run(watch) -> None:
-    """Run the queued entries one after another, without a GUI."""
+    """Run the queued entries one after another, without a GUI.
+
+    Exits 1 when any entry did not complete (failed, aborted, missed, crashed)."""
     from labpnn.queue import process_queue
 
-    n = process_queue(echo=lambda s: click.echo(s, err=True), watch=watch)
-    click.echo(f"processed {n} entr{'y' if n == 1 else 'ies'}", err=True)
-    sys.exit(0)
+    statuses = process_queue(echo=lambda s: click.echo(s, err=True), watch=watch)
+    n = len(statuses)
+    unsuccessful = [s for s in statuses if s != "completed"]
+    click.echo(
+        f"processed {n} entr{'y' if n == 1 else 'ies'}"
+        + (f", {len(unsuccessful)} not completed" if unsuccessful else ""),
+        err=True,
+    )
+    # a script or systemd unit running the queue learns that something needs a look
+    sys.exit(1 if unsuccessful else 0)

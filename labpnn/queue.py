@@ -401,13 +401,13 @@ def process_queue(
     echo: Callable[[str], None] = print,
     watch: bool = False,
     poll_s: float = 2.0,
-) -> int:
+) -> list[str]:
     """Run queued entries one after another as ``labpnn run`` children; headless.
 
-    Returns the number of entries processed. Ctrl+C aborts the current run (the child
-    gets the same SIGINT) and stops the processing; what is left stays queued.
+    Returns the status of each entry processed, in order. Ctrl+C aborts the current run
+    (the child gets the same SIGINT) and stops the processing; what is left stays queued.
     """
-    done = 0
+    done: list[str] = []
     with processing_lock(), RunQueue() as queue:
         for entry in queue.recover():
             echo(f"queue entry {entry.id} ({entry.describe()}) settled as {entry.state}")
@@ -439,7 +439,7 @@ def process_queue(
             run_id, file = run_id_for_output(out)
             error = _last_error(err) if status != "completed" else ""
             queue.finish(entry.id, status, run_id, error)
-            done += 1
+            done.append(status)
             echo(
                 f"[{entry.id}] {status}"
                 + (f": {error}" if error else "")

@@ -113,3 +113,18 @@ def test_headless_queue_runs_entries_in_order_from_the_cli():
         rows = [q.ledger.run(e.run_id) for e in done]
         assert rows[0]["start_time"] < rows[1]["start_time"]
         assert all(r["started_by"] == "queue" for r in rows)
+
+
+def test_queue_run_exits_1_when_an_entry_did_not_complete():
+    runner = CliRunner()
+    station = str(FAKE_STATION)
+    for extra in ([], ["--station-set", "instruments.detector.stays_on=true"]):
+        added = runner.invoke(
+            queue_cli, ["add", "count-frames", "--station", station, "--set", "n_frames=2", *extra]
+        )
+        assert added.exit_code == 0, added.output
+    out = runner.invoke(queue_cli, ["run"])
+    assert out.exit_code == 1, out.output  # the bench of the second was not left safe
+    assert "processed 2 entries, 1 not completed" in out.output
+    with RunQueue() as q:
+        assert sorted(e.state for e in q.history()) == ["completed", "failed"]
