@@ -69,7 +69,7 @@ def report(tm_file: Path, focus_file: Path, training_file: Path, output: Path) -
     im = ax.imshow(block, cmap="viridis")
     fig.colorbar(im, ax=ax, fraction=0.046, label="ADU")
     ax.set_title(
-        f"|TM|: {block.shape[0]} camera pixels × {tm.shape[1]} modes\n"
+        f"|TM|: first {block.shape[0]} of {tm.shape[0]} camera pixels × {tm.shape[1]} modes\n"
         f"column |Pearson| against the simulator's truth: {pearson:.4f}"
     )
     ax.set_xlabel("SLM mode")
