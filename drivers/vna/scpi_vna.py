@@ -340,20 +340,26 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
 
     # -- lab duties ---------------------------------------------------------------------------
     def safe_state(self) -> None:
-        """Switch the RF off, then confirm with a short read-back.
+        """Switch the RF off, then confirm it with a short read-back.
 
         The off command goes out first, whatever state the exchange was left in by an
-        earlier error. If the instrument then does not answer within ``min(timeout_s, 1 s)``
-        (it hung), the command has been sent and there is nothing more to do from here.
+        earlier error. Only a read-back saying "off" counts as safe: a VNA that does not
+        answer within ``min(timeout_s, 1 s)`` may have missed the command, so that is an
+        error too, and ``labpnn safe-off`` reports the RF as not confirmed off.
         """
         command = f"{self._cmd(self.DIALECT.rf_on)} OFF"
         self.write(command)  # no drain first: a late reply must not delay the RF going off
         self._cache["rf_on"] = False
+        wait_s = min(self.timeout_s, 1.0)
         try:
-            with self._timeout(min(self.timeout_s, 1.0)):
+            with self._timeout(wait_s):
                 still_on = self._get("rf_on")
         except InstrumentTimeout:
-            return
+            raise InstrumentTimeout(
+                f"{self.label}: sent '{command}' but the VNA at {self.address} did not confirm "
+                f"the RF state within {wait_s:g} s; the RF may still be on: switch it off at "
+                "the instrument"
+            ) from None
         if still_on:
             raise InstrumentError(f"{self.label}: the RF output is still on after '{command}'")
 

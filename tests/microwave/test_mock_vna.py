@@ -230,7 +230,10 @@ def test_mock_that_stops_answering_gives_a_timeout_within_the_set_timeout_and_rf
     # loose on purpose (a loaded CI machine), far below pytest's own timeout.
     assert time.perf_counter() - t0 < 30
     t0 = time.perf_counter()
-    vna.safe_state()  # what the runner does in its finally; the read-back times out
+    # what the runner does in its finally: the off command goes out, but the read-back
+    # times out, so it is not confirmed and must not pass for safe
+    with pytest.raises(InstrumentTimeout, match=r"did not confirm the RF state within 0.3 s"):
+        vna.safe_state()
     assert time.perf_counter() - t0 < 30
     assert "OUTP OFF" in list(world.vna.log)
     assert world.vna.state.rf_on is False
