@@ -23,11 +23,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from labpnn import paths
-from labpnn.errors import BenchBusy, ConfigError, LabpnnError, LimitError, RunAborted
+from labpnn.errors import (
+    BenchBusy,
+    ConfigError,
+    DeviceLost,
+    LabpnnError,
+    LimitError,
+    RunAborted,
+)
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
 # bench.simulation keys that say how a world is run, not which world it is (persistence key)
 NOT_THE_WORLD = {"persist", "clock", "transport", "slm_display"}
+# what a safe_state() raises when the session dropped but the instrument may still be there
+RECONNECT_ON = (DeviceLost, OSError)
 
 
 class SimulatedWorld(Protocol):
@@ -91,6 +100,10 @@ class BenchConfig:
             return self.layout_hash()
         blob = json.dumps([self.layout, world], sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _failed(exc: BaseException) -> str:
+    return f"failed: {type(exc).__name__}: {exc}"
 
 
 def _safe(text: str) -> str:
@@ -341,6 +354,7 @@ class Station:
         self._world_store: Any = None
         self._qc_components: list[Any] = []
         self.unreachable: dict[str, str] = {}  # role -> why, after connect(best_effort=True)
+        self.reopened: dict[str, str] = {}  # role -> why its last safe_state() had to reconnect
 
     # -- construction -------------------------------------------------------------
     def connect(self, best_effort: bool = False) -> None:
@@ -375,11 +389,7 @@ class Station:
         try:
             for role, inst in cfg.instruments.items():
                 try:
-                    cls_ = inst.driver_class()
-                    kwargs = dict(inst.options)
-                    if inst.simulated:
-                        kwargs.update(self.world.driver_kwargs(role, inst.options))
-                    driver = cls_(label=role, limits=inst.limits, **kwargs)
+                    driver = self._open(role, inst)
                 except Exception as exc:
                     if not best_effort:
                         raise
@@ -395,6 +405,14 @@ class Station:
         except BaseException:
             self.close()
             raise
+
+    def _open(self, role: str, inst: InstrumentConfig) -> Any:
+        """A fresh driver for one instrument, without the station's settings."""
+        cls_ = inst.driver_class()
+        kwargs = dict(inst.options)
+        if inst.simulated:
+            kwargs.update(self.world.driver_kwargs(role, inst.options))
+        return cls_(label=role, limits=inst.limits, **kwargs)
 
     def _restore_world(self) -> None:
         """``bench.simulation.persist``: continue the world the last run left, drifted by the
@@ -478,15 +496,52 @@ class Station:
         return build_snapshot(self)
 
     def safe_state(self) -> dict[str, str]:
-        """Make every instrument safe; never raises. Returns role -> 'ok' or the error."""
+        """Make every instrument safe; never raises. Returns role -> 'ok' or the error.
+
+        A dropped connection (``DeviceLost``) does not mean the instrument is gone: a VNA
+        whose TCP session died is usually still on the network with its RF on. Such an
+        instrument is closed, opened afresh without the station's settings (as for
+        ``labpnn safe-off``), and its safe state tried once more; ``reopened`` records why,
+        and a warning says so in the run's log.
+        """
         result = {}
-        for role, driver in self.instruments.items():
+        self.reopened = {}
+        for role, driver in list(self.instruments.items()):
             try:
                 driver.safe_state()
                 result[role] = "ok"
+            except RECONNECT_ON as exc:
+                result[role] = self._safe_state_reopened(role, driver, exc)
             except Exception as exc:  # keep going: the others must still be made safe
-                result[role] = f"failed: {type(exc).__name__}: {exc}"
+                result[role] = _failed(exc)
         return result
+
+    def _safe_state_reopened(self, role: str, driver: Any, first: BaseException) -> str:
+        """Second try of one instrument's safe state, on a fresh connection."""
+        log = logging.getLogger("labpnn.station")
+        with contextlib.suppress(Exception):
+            driver.close()
+        inst = self.config.instruments.get(role)
+        try:
+            if inst is None:
+                raise ConfigError(f"'{role}' is not in the station config")
+            fresh = self._open(role, inst)
+        except Exception as exc:
+            self.instruments.pop(role, None)
+            return f"{_failed(first)}; reopening it failed too: {type(exc).__name__}: {exc}"
+        self.instruments[role] = fresh
+        try:
+            if inst.simulated:
+                self.world.wire(role, fresh)
+            fresh.safe_state()
+        except Exception as exc:
+            return f"{_failed(first)}; after reopening: {type(exc).__name__}: {exc}"
+        why = f"{type(first).__name__}: {first}"
+        self.reopened[role] = why
+        log.warning(
+            "%s: safe state failed on the old connection (%s); reopened it: safe", role, why
+        )
+        return "ok"
 
     def close(self) -> None:
         for driver in list(self.instruments.values()):

@@ -111,3 +111,37 @@ def test_snapshot_lists_vna_settings_with_units_and_limits(connect_station):
     assert vna["points"]["value"] == 201
     meta = snap["components"]["metasurface"]["parameters"]
     assert meta["n_bits"]["value"] == 40
+
+
+def test_a_dropped_vna_session_is_reopened_and_rf_switched_off(connect_station, rng):
+    from labpnn.errors import DeviceLost
+
+    station = connect_station(
+        "bench.simulation.faults.vna_drop_after_sweeps=3", "instruments.vna.timeout_s=0.5"
+    )
+    bench = make_bench(station)
+    station["vna"].rf_on = True
+    with pytest.raises(DeviceLost, match="closed the connection"):
+        bench(rng.random((6, 20)))
+    world = station.world
+    assert world.vna.state.rf_on is True  # the VNA is still there, with its RF on
+    world.vna.log.clear()
+    result = station.safe_state()
+    assert result["vna"] == "ok"
+    assert world.vna.state.rf_on is False
+    assert "DeviceLost" in station.reopened["vna"]
+    assert "metasurface" not in station.reopened
+    # the fresh session only switched the RF off: the station's settings were not re-applied
+    assert [line for line in world.vna.log if "OUTP" not in line] == []
+
+
+def test_an_instrument_that_cannot_be_reopened_is_reported_failed(connect_station, rng):
+    from labpnn.errors import DeviceLost
+
+    station = connect_station("bench.simulation.faults.metasurface_vanish_after_sets=3")
+    with pytest.raises(DeviceLost):
+        make_bench(station)(rng.random((5, 20)))
+    result = station.safe_state()
+    assert result["metasurface"].startswith("failed: DeviceLost")
+    assert "reopening it failed too" in result["metasurface"]
+    assert result["vna"] == "ok" and station.world.vna.state.rf_on is False
