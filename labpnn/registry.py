@@ -1,9 +1,9 @@
 """The calibration registry: the latest valid calibration for a bench, and its history.
 
 Keyed by station, bench kind and a hash of the bench's ``layout`` (and, for a simulated
-bench, of its world's settings: ``BenchConfig.calibration_hash``), so a calibration taken
-on a simulated bench, on another simulated world or on a differently wired bench can never
-satisfy another.
+station, a "simulated" marker and its world's settings: ``StationConfig.calibration_hash``),
+so a calibration taken on a simulated bench, on another simulated world or on a differently
+wired bench can never satisfy another.
 It stores the key arrays (``.npz`` in the state directory, loaded without pickle) and
 a reference to the run file that produced them.
 """
@@ -85,12 +85,12 @@ class CalibrationRegistry:
 
     @classmethod
     def for_station(cls, ledger: Ledger, station: Any) -> CalibrationRegistry:
-        return cls(ledger, station.name, station.bench.kind, station.bench.calibration_hash())
+        return cls(ledger, station.name, station.bench.kind, station.config.calibration_hash())
 
     @classmethod
     def for_config(cls, ledger: Ledger, config: Any) -> CalibrationRegistry:
         """The registry of a station config, without connecting its instruments."""
-        return cls(ledger, config.name, config.bench.kind, config.bench.calibration_hash())
+        return cls(ledger, config.name, config.bench.kind, config.calibration_hash())
 
     def save(
         self,

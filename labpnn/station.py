@@ -236,6 +236,7 @@ class StationConfig:
     def __init__(self, raw: dict[str, Any], name: str, source: Path | None = None):
         self.raw = raw
         self.name = str(raw.get("name") or name)
+        self._was_simulated = False  # set on a simulated station's without_instruments()
         self.source = source
         _refuse_unknown_keys(f"station '{self.name}'", raw, STATION_KEYS)
         instruments = raw.get("instruments")
@@ -289,8 +290,27 @@ class StationConfig:
         import copy
 
         bare = copy.copy(self)
+        bare._was_simulated = self.simulated  # its calibrations are still the simulated ones
         bare.instruments = {}
         return bare
+
+    def calibration_hash(self) -> str:
+        """The registry key's hash: what a calibration of this station is valid for.
+
+        A real station's is the bench's (its layout), so existing registry entries stay
+        valid. A simulated station's is marked as simulated, so a calibration of a simulated
+        world never satisfies a real bench of the same name and layout, even when
+        ``bench.simulation`` is empty.
+        """
+        if not (self.simulated or self._was_simulated):
+            return self.bench.calibration_hash()
+        world = self.bench.world_settings()
+        blob = json.dumps(
+            {"simulated": True, "layout": self.bench.layout, "world": world},
+            sort_keys=True,
+            default=str,
+        ).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     @property
     def seed(self) -> int | None:

@@ -71,6 +71,34 @@ def test_a_calibration_is_valid_for_one_simulated_world_only(lab_dirs):
         ledger.close()
 
 
+def test_a_simulated_calibration_never_satisfies_the_real_bench_of_the_same_name(lab_dirs):
+    """Same name, same layout, no bench.simulation: only `simulated: true` differs."""
+    import copy
+
+    from labpnn.ledger import Ledger
+    from labpnn.registry import CalibrationRegistry
+
+    raw = StationConfig.load("microwave-sim").raw
+    raw["bench"].pop("simulation")
+    real_raw = copy.deepcopy(raw)
+    for spec in real_raw["instruments"].values():
+        spec["simulated"] = False
+    simulated = StationConfig(raw, "bench")
+    real = StationConfig(real_raw, "bench")
+    assert simulated.simulated and not real.simulated
+    assert real.calibration_hash() == real.bench.layout_hash()  # real entries stay valid
+    assert simulated.calibration_hash() != real.calibration_hash()
+    # a run that measures nothing still uses the simulated station's calibrations
+    assert simulated.without_instruments().calibration_hash() == simulated.calibration_hash()
+    ledger = Ledger()
+    try:
+        CalibrationRegistry.for_config(ledger, simulated).save("vna", {"e": np.ones(3)})
+        assert CalibrationRegistry.for_config(ledger, simulated).latest("vna") is not None
+        assert CalibrationRegistry.for_config(ledger, real).latest("vna") is None
+    finally:
+        ledger.close()
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
