@@ -102,6 +102,20 @@ class BenchConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _simulated_flag(station: str, role: str, value: Any) -> bool:
+    """``simulated:`` read as a switch: ``bool("no")`` is True, and a real bench must never
+    be mistaken for a simulated one (or the other way round)."""
+    from labpnn.settings import _as_bool
+
+    try:
+        return _as_bool(value)
+    except ValueError:
+        raise ConfigError(
+            f"station '{station}': instrument '{role}': simulated={value!r} is not a switch; "
+            "write simulated: true or simulated: false"
+        ) from None
+
+
 def _failed(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {exc}"
 
@@ -256,7 +270,7 @@ class StationConfig:
             self.instruments[role] = InstrumentConfig(
                 role=str(role),
                 driver=str(spec["driver"]),
-                simulated=bool(spec.get("simulated", False)),
+                simulated=_simulated_flag(self.name, str(role), spec.get("simulated", False)),
                 options={k: v for k, v in spec.items() if k not in RESERVED_KEYS},
                 limits=limits,
                 settings=dict(spec.get("settings") or {}),

@@ -186,6 +186,23 @@ def test_a_switch_setting_refuses_what_it_cannot_read(raw):
         KeysightENA.check(_bare(KeysightENA), "rf_on", raw)
 
 
+@pytest.mark.parametrize(
+    "raw, expected", [("no", False), ("off", False), ("Yes", True), (True, True), (0, False)]
+)
+def test_simulated_in_a_station_file_reads_words(raw, expected):
+    vna = {"driver": "labpnn.drivers.vna.KeysightENA", "simulated": raw}
+    config = StationConfig({"instruments": {"vna": vna}, "bench": {"kind": "microwave"}}, "s")
+    assert config.instruments["vna"].simulated is expected
+    assert config.simulated is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "", 2, None])
+def test_simulated_that_is_not_a_switch_is_refused(raw):
+    vna = {"driver": "labpnn.drivers.vna.KeysightENA", "simulated": raw}
+    with pytest.raises(ConfigError, match=r"instrument 'vna': simulated=.* is not a switch"):
+        StationConfig({"instruments": {"vna": vna}, "bench": {"kind": "microwave"}}, "s")
+
+
 def _bare(cls):
     """An instance without a connection, enough to check settings."""
     driver = cls.__new__(cls)
