@@ -11,6 +11,37 @@ def probe_patterns(bench: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0, 2 * np.pi, size=(n, *bench.macropixels))
 
 
+# More of the ROI than this at full scale and a calibration is refused, not registered: those
+# pixels carry no phase information. A few (a bright speckle grain, a focus) only warn.
+MAX_SATURATED_FRACTION = 0.01
+
+
+def check_saturation(
+    procedure: Any, frames: np.ndarray, full_scale: float, exposure_s: float, what: str
+) -> float:
+    """Warn about a few saturated pixels; raise ``CameraSaturated`` for more.
+
+    Returns the fraction of pixels at full scale. ``frames`` is judged as a whole, so a
+    pixel counts as often as it is saturated.
+    """
+    from labpnn.faults import CameraSaturated, saturated_fraction
+
+    fraction = saturated_fraction(frames, full_scale)
+    if fraction > MAX_SATURATED_FRACTION:
+        raise CameraSaturated(
+            f"camera: {fraction:.1%} of the pixel values are at full scale ({full_scale:g} ADU) "
+            f"{what}, exposure_s={exposure_s:.3g} s (at most {MAX_SATURATED_FRACTION:.0%} "
+            "allowed); reduce the illumination (laser power, ND filter) or the camera gain, "
+            "then calibrate again. Nothing was registered; the run file keeps what was measured."
+        )
+    if fraction > 0:
+        procedure.log.warning(
+            "%.2g%% of the pixel values at full scale %s (exposure %.3g s)",
+            100 * fraction, what, exposure_s,
+        )  # fmt: skip
+    return fraction
+
+
 def auto_expose(
     procedure: Any,
     bench: Any,
@@ -22,20 +53,23 @@ def auto_expose(
 
     ``frames_for()`` acquires the frames to judge by. Each change is logged, so a
     saturation retry is recorded in the run file. Returns the exposure in seconds.
+    Frames that stay saturated at the shortest allowed exposure raise ``CameraSaturated``
+    (:func:`check_saturation`): a calibration of clipped frames must not be registered.
     """
     camera = bench.camera
     full = bench.full_scale
     for _step in range(max_steps):
-        peak = float(np.max(frames_for()))
+        frames = np.asarray(frames_for())
+        peak = float(np.max(frames))
         if peak >= ceiling * full:
-            new = camera.exposure_s * 0.6 * ceiling * full / max(peak, 1.0)
             lo, _hi = camera.effective_range("exposure_s") or (0.0, np.inf)
-            if new < lo:
+            if camera.exposure_s <= lo:
+                check_saturation(procedure, frames, full, lo, "at the shortest allowed exposure")
                 procedure.log.warning(
                     "saturation persists at the shortest allowed exposure %.3g s", lo
                 )
-                camera.exposure_s = lo
                 return lo
+            new = max(lo, camera.exposure_s * 0.6 * ceiling * full / max(peak, 1.0))
             procedure.log.info(
                 "saturation (peak %.0f of %d ADU): exposure %.4g s -> %.4g s",
                 peak, full, camera.exposure_s, new,

@@ -26,6 +26,7 @@ from labpnn.procedure import (
 from labpnn.procedures.calibration.optical_common import (
     auto_expose,
     blocked_image,
+    check_saturation,
     group_blocks,
     probe_patterns,
     raw_frame_attrs,
@@ -109,7 +110,9 @@ class CalibrateTM(LabProcedure):
             saturated |= (frames[start : start + len(batch)] >= bench.full_scale).any(axis=0)
             self.progress(start + len(batch), total, frames=start + len(batch))
         if saturated.any():
-            self.log.warning("%d camera pixels saturated during phase stepping", saturated.sum())
+            self.run.set_summary(saturated_pixels=int(saturated.sum()))  # also if refused
+        # Clipped phase steps give wrong TM rows: refused if many, a warning if a few.
+        check_saturation(self, frames, bench.full_scale, exposure, "during phase stepping")
 
         tm = reconstruct(frames.reshape(total, -1), n)
         summary = {"n_modes": n, "saturated_pixels": int(saturated.sum())}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import threading
 
@@ -211,6 +212,53 @@ def test_a_tm_measured_from_nan_frames_fails_and_is_not_registered(labpnn, lab_d
     focus = labpnn("run", "validate-focus", "--station", "optical-sim")
     assert focus.returncode == 2  # no TM to focus with: NaN phases never reach the SLM
     assert "calibrate-tm" in focus.stderr
+
+
+@pytest.mark.parametrize("auto_exposure", [True, False])
+def test_a_tm_from_saturated_frames_fails_keeps_its_data_and_is_not_registered(
+    labpnn, lab_dirs, auto_exposure
+):
+    import h5py
+
+    res = labpnn(
+        "run", "calibrate-tm", "--station", "optical-sim", "--set", "n_modes=16",
+        "--set", f"auto_exposure={auto_exposure}",
+        "--station-set", "bench.simulation.faults.saturate=true", "--no-progress",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "CameraSaturated" in res.stderr and "reduce the illumination" in res.stderr
+    where = "at the shortest allowed exposure" if auto_exposure else "during phase stepping"
+    assert re.search(r"\d+\.\d% of the pixel values are at full scale .4095 ADU. " + where
+                     + r", exposure_s=[\d.e-]+ s", res.stderr), res.stderr  # fmt: skip
+    path = res.stdout.strip().splitlines()[-1]
+    shown = json.loads(labpnn("show", path, "--json").stdout)
+    assert shown["status"] == "failed" and "CameraSaturated" in shown["error"]
+    with h5py.File(path, "r") as f:
+        assert "calibration/tm" not in f
+        if not auto_exposure:  # the phase-stepping frames are kept
+            assert f["frames/camera"].shape[0] == 4 * 16
+    focus = labpnn("run", "validate-focus", "--station", "optical-sim")
+    assert focus.returncode == 2 and "calibrate-tm" in focus.stderr  # no TM was registered
+
+
+def test_a_few_saturated_pixels_only_warn():
+    from labpnn.faults import CameraSaturated
+    from labpnn.procedures.calibration.optical_common import check_saturation
+
+    class Procedure:
+        class log:
+            warnings = []
+            warning = staticmethod(lambda *args: Procedure.log.warnings.append(args[0] % args[1:]))
+
+    frames = np.zeros((4, 50, 50))
+    frames[0, :2, :2] = 4095  # 4 of 10000 values: a bright speckle grain
+    assert check_saturation(Procedure, frames, 4095, 1e-5, "here") == 4e-4
+    assert Procedure.log.warnings == [
+        "0.04% of the pixel values at full scale here (exposure 1e-05 s)"
+    ]
+    frames[:, :10] = 4095  # 20%
+    with pytest.raises(CameraSaturated, match=r"20.0% .* here, exposure_s=1e-05 s"):
+        check_saturation(Procedure, frames, 4095, 1e-5, "here")
 
 
 def test_validate_focus_with_auto_recalibrate_measures_the_missing_tm_first(labpnn, lab_dirs):
