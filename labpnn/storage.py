@@ -487,26 +487,82 @@ class UnreadableRunFile(BadInput):
 
 
 def open_run(path: str | os.PathLike) -> Any:
-    """Open a run file for reading, also while it is written or after its writer died."""
+    """Open a run file for reading, also while it is written or after its writer died.
+
+    A file closed cleanly (superblock flags 0) has no writer, so it is opened plainly:
+    that open notices a truncated file, whereas a SWMR open skips the check and then
+    retries reads past the end for ever (``labpnn show`` hung). A file still flagged
+    "open for writing" (a live or killed writer) is opened with SWMR, unless it is shorter
+    than the end its superblock records even after its writer had time to catch up.
+    """
     import h5py
 
     # locking=False: HDF5's file lock held by a reader would make the writer's next
     # structural change (new stream, checkpoint, end record) fail and kill the run.
+    plain = dict(locking=False)
+    swmr = dict(libver="latest", swmr=True, locking=False)
+    extent = _superblock_extent(path)
+    if extent is not None and extent[0] != 0 and _stays_short(path, extent[1]):
+        raise _truncated(path, extent[1])
+    attempts = [plain] if extent is not None and extent[0] == 0 else [swmr, plain]
+    for i, options in enumerate(attempts):
+        try:
+            return h5py.File(path, "r", **options)
+        except OSError as exc:
+            if i + 1 < len(attempts):
+                continue
+            if not os.path.exists(path):
+                raise BadInput(f"{path}: no such run file") from None
+            if not h5py.is_hdf5(path):
+                raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
+            if "truncated file" in str(exc) and extent is not None:
+                raise _truncated(path, extent[1]) from None
+            raise UnreadableRunFile(
+                f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
+                "rewrites it in place into a clean file"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _superblock_extent(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(consistency flags, end-of-file address) of a version 2/3 superblock, else None."""
+    import struct
+
+    from labpnn.h5clear import SIGNATURE
+
     try:
-        return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        with open(path, "rb") as f:
+            head = f.read(12 + 4 * 8)
     except OSError:
-        pass
-    try:
-        return h5py.File(path, "r", locking=False)
-    except OSError as exc:
-        if not os.path.exists(path):
-            raise BadInput(f"{path}: no such run file") from None
-        if not h5py.is_hdf5(path):
-            raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
-        raise UnreadableRunFile(
-            f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
-            "rewrites it in place into a clean file"
-        ) from None
+        return None
+    if head[:8] != SIGNATURE or len(head) < 12 or head[8] < 2 or head[9] != 8:
+        return None  # user block, old superblock or odd offsets: let HDF5 judge
+    if len(head) < 36:
+        return head[11], 36  # shorter than its own superblock
+    return head[11], struct.unpack("<Q", head[28:36])[0]
+
+
+def _stays_short(path: str | os.PathLike, end: int, grace_s: float = 0.5) -> bool:
+    """Whether the file stays shorter than ``end``; a live writer extends it meanwhile."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            if os.path.getsize(path) >= end:
+                return False
+        except OSError:
+            return False  # gone: the open below says so
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+
+
+def _truncated(path: str | os.PathLike, end: int) -> UnreadableRunFile:
+    size = os.path.getsize(path)
+    return UnreadableRunFile(
+        f"{path} is truncated: {size} of its {end} bytes are there (an interrupted copy or a "
+        "full disk). The missing part cannot be repaired; copy the file again from where it "
+        "was written"
+    )
 
 
 def attr_value(value: Any) -> Any:

@@ -143,3 +143,54 @@ def test_summary_keys_get_units_and_descriptions(writer):
         assert f["summary/units"].attrs["exposure_s"] == "s"
         assert f["summary/description"].attrs["exposure_s"] == "the chosen exposure"
         assert f["summary"].attrs["exposure_s"] == pytest.approx(0.01)
+
+
+def _truncated_copy(source, target, keep=0.5):
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)])
+    return target
+
+
+@pytest.mark.timeout(30, method="thread")  # an HDF5 retry loop ignores signals
+def test_a_truncated_run_file_is_refused_at_once_not_read_for_ever(tmp_path):
+    from labpnn.storage import UnreadableRunFile, open_run
+
+    w = RunWriter(tmp_path / "done.h5", {"procedure": "demo"})
+    w.append_frames("camera", np.random.default_rng(0).random((50, 32, 32)))
+    w.finish("completed")
+    w.close()
+    cut = _truncated_copy(tmp_path / "done.h5", tmp_path / "cut.h5")
+    t0 = time.monotonic()
+    for read in (read_run, read_checkpoint, open_run):
+        with pytest.raises(UnreadableRunFile, match=r"cut.h5 is truncated: \d+ of its \d+ bytes"):
+            read(cut)
+    assert time.monotonic() - t0 < 10
+    assert read_run(tmp_path / "done.h5")["status"] == "completed"  # the original still reads
+
+
+@pytest.mark.timeout(30, method="thread")  # an HDF5 retry loop ignores signals
+def test_a_truncated_copy_of_a_file_being_written_is_refused_too(tmp_path):
+    from labpnn.storage import UnreadableRunFile
+
+    w = RunWriter(tmp_path / "live.h5", {"procedure": "demo"})
+    try:
+        w.append_frames("camera", np.random.default_rng(0).random((50, 32, 32)))
+        cut = _truncated_copy(tmp_path / "live.h5", tmp_path / "cut.h5")  # flags say "open"
+        with pytest.raises(UnreadableRunFile, match="is truncated"):
+            read_run(cut)
+        assert read_run(w.path)["status"] == "running"  # the live file is read with SWMR
+    finally:
+        w.close()
+
+
+@pytest.mark.timeout(60)
+def test_labpnn_show_and_repair_of_a_truncated_file_exit_with_a_clear_error(tmp_path, labpnn):
+    w = RunWriter(tmp_path / "done.h5", {"procedure": "demo"})
+    w.append_frames("camera", np.random.default_rng(0).random((50, 32, 32)))
+    w.finish("completed")
+    w.close()
+    cut = _truncated_copy(tmp_path / "done.h5", tmp_path / "cut.h5")
+    for command in ("show", "repair"):
+        res = labpnn(command, str(cut), timeout=30)
+        assert res.returncode == 2, (command, res.stderr)
+        assert "is truncated" in res.stderr and "copy the file again" in res.stderr
