@@ -21,14 +21,14 @@ from labpnn.procedures.training.common import TrainingProcedure
 __all__ = ["TrainFF"]
 
 
-def parse_widths(text: str) -> tuple[int, ...]:
-    """``"500,500"`` -> ``(500, 500)``; a BadInput says what is wrong otherwise."""
+def parse_widths(text: str, name: str = "hidden") -> tuple[int, ...]:
+    """``"500,500"`` -> ``(500, 500)``; a BadInput naming parameter ``name`` otherwise."""
     try:
         widths = tuple(int(part) for part in str(text).replace(" ", "").split(",") if part)
     except ValueError:
         widths = ()
     if not widths or min(widths) < 1:
-        raise BadInput(f"hidden={text!r}: give layer widths separated by commas, e.g. 500,500")
+        raise BadInput(f"{name}={text!r}: give layer widths separated by commas, e.g. 500,500")
     return widths
 
 
@@ -47,6 +47,11 @@ class TrainFF(TrainingProcedure):
     inner_steps = IntegerParameter(
         "Adam steps per layer per batch", default=1, minimum=1, maximum=10_000
     )
+
+    def check_station_config(self, config: Any) -> None:
+        """``hidden`` too: refused by dry runs, the queue and schedules, not at the start."""
+        super().check_station_config(config)
+        parse_widths(self.hidden)
 
     def validate(self) -> None:
         super().validate()

@@ -58,7 +58,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
 
     def validate(self) -> None:
         super().validate()
-        parse_widths(self.twin_hidden)
+        parse_widths(self.twin_hidden, "twin_hidden")
         if self.twin == "registry" and self.registry.latest(TWIN_KIND) is None:
             raise BadInput(
                 f"{self.name}: twin=registry but station '{self.station.name}' has no registered "

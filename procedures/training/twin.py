@@ -51,6 +51,11 @@ class TwinParameters:
     twin_hidden = Parameter("Twin hidden widths, comma separated", default="128,128")
     twin_lr = FloatParameter("Twin learning rate", default=1e-3, minimum=0.0, maximum=10.0)
 
+    def check_station_config(self, config: Any) -> None:
+        """``twin_hidden`` too: refused by dry runs, the queue and schedules, not at the start."""
+        super().check_station_config(config)  # type: ignore[misc]  # the procedure's
+        parse_widths(self.twin_hidden, "twin_hidden")
+
 
 def blank_twin(meta: dict) -> torch.nn.Module:
     """An unfitted twin of the shape ``meta`` describes (to load fitted tensors into)."""
@@ -80,7 +85,7 @@ def fit_bench_twin(
     """
     defaults = procedure.bench_defaults
     low, high = defaults.probe
-    hidden = parse_widths(procedure.twin_hidden)
+    hidden = parse_widths(procedure.twin_hidden, "twin_hidden")
     procedure.log.info(
         "fitting a twin of the %s bench on %d measured pairs (hidden %s)",
         procedure.bench_kind, procedure.twin_samples, list(hidden),
@@ -232,7 +237,7 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
 
     def validate(self) -> None:
         super().validate()
-        parse_widths(self.twin_hidden)
+        parse_widths(self.twin_hidden, "twin_hidden")
         if self.twin_samples < 10:
             raise BadInput(f"twin_samples={self.twin_samples}: measure at least 10 pairs")
 

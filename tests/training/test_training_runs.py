@@ -205,3 +205,26 @@ def test_a_pat_run_resumed_from_its_checkpoint_continues_like_an_uninterrupted_o
     expected, got = summary(run_path(straight)), summary(run_path(resumed))
     for key in SUMMARY_KEYS | {"twin_queries", "eval_queries"}:
         assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-6), key
+
+
+@pytest.mark.parametrize(
+    "procedure, name",
+    [("train-ff", "hidden"), ("fit-twin", "twin_hidden"), ("train-pat", "twin_hidden"),
+     ("train-insilico", "twin_hidden")],
+)  # fmt: skip
+def test_bad_layer_widths_are_refused_by_the_preflight(procedure, name):
+    """The one preflight of dry runs, queue and schedule entries refuses them, naming them."""
+    from labpnn.errors import BadInput
+    from labpnn.runner import RunRequest, build_procedure, preflight
+
+    built, station = build_procedure(RunRequest(procedure, params={name: "abc"}))
+    with pytest.raises(BadInput, match=rf"^{name}='abc': give layer widths separated by commas"):
+        preflight(built, station)
+    good, _ = build_procedure(RunRequest(procedure, params={name: "16,8"}))
+    preflight(good, station)
+
+
+def test_a_dry_run_with_bad_twin_widths_exits_2(labpnn, lab_dirs):
+    res = labpnn("run", "train-pat", "--set", "twin_hidden=abc", "--dry-run")
+    assert res.returncode == 2, res.stderr
+    assert "twin_hidden='abc'" in res.stderr and "Traceback" not in res.stderr
