@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labpnn import paths
-from labpnn.errors import ConfigError
+from labpnn.errors import ConfigError, LabpnnError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -120,37 +120,79 @@ CREATE TABLE IF NOT EXISTS daemon_state (
 """
 
 
+# How long a write waits for another labpnn process's transaction before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
+class LedgerBusy(LabpnnError):
+    """Another labpnn process held the ledger's write lock for longer than the busy timeout."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
 def ledger_path() -> Path:
     return paths.state_dir() / "ledger.sqlite"
 
 
 class Ledger:
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, timeout_s: float | None = None):
         self.path = Path(path) if path else ledger_path()
+        self.timeout_s = BUSY_TIMEOUT_S if timeout_s is None else float(timeout_s)
         try:
             self.db = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
+                str(self.path), timeout=self.timeout_s, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise self._busy("opening it") from None
+            raise self._not_a_ledger(exc) from None
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"the ledger {self.path} is not a labpnn ledger database ({exc}); "
-                f"move it away or point LABPNN_STATE_DIR elsewhere"
-            ) from None
+            raise self._not_a_ledger(exc) from None
+
+    def _not_a_ledger(self, exc: Exception) -> ConfigError:
+        return ConfigError(
+            f"the ledger {self.path} is not a labpnn ledger database ({exc}); "
+            f"move it away or point LABPNN_STATE_DIR elsewhere"
+        )
+
+    def _busy(self, what: str) -> LedgerBusy:
+        return LedgerBusy(
+            f"the ledger {self.path} stayed locked for {self.timeout_s:g} s while {what}: "
+            "another labpnn process (a run, the scheduler or the GUI) is holding a write "
+            "transaction open. Try again in a moment; if it stays locked, find the process "
+            f"holding it (e.g. `fuser {self.path}`) and stop it"
+        )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise self._busy("starting a write") from None
+            raise
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         else:
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise self._busy("committing a write (it was not recorded)") from None
 
     def close(self) -> None:
         self.db.close()
