@@ -166,7 +166,8 @@ def seconds_per_query(config: Any) -> float:
     """Rough hardware seconds per sample for ``--dry-run`` estimates, from the station config."""
     kind, layout = config.bench.kind, config.bench.layout
     if kind == "acoustic":
-        audio = next(iter(config.instruments.values())).options
+        audio = config.instruments.get("audio")
+        audio = audio.options if audio is not None else {}
         return (
             float(layout.get("duration_s", 0.1))
             + float(layout.get("settle_s", 0.15))
@@ -447,7 +448,8 @@ class TrainingProcedure(LabProcedure):
             + n_evaluations * self.queries_per_evaluation(n_eval_rows, n_classes)
         )
         config = getattr(self, "station_config", None)
-        per_query = seconds_per_query(config) if config is not None else 0.0
+        measures = config is not None and not self.digital_only
+        per_query = seconds_per_query(config) if measures else 0.0
         return Estimate(
             queries=int(queries),
             seconds=queries * per_query,

@@ -228,3 +228,9 @@ def test_a_dry_run_with_bad_twin_widths_exits_2(labpnn, lab_dirs):
     res = labpnn("run", "train-pat", "--set", "twin_hidden=abc", "--dry-run")
     assert res.returncode == 2, res.stderr
     assert "twin_hidden='abc'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_digital_only_dry_run_estimates_no_hardware(labpnn, lab_dirs):
+    res = labpnn("run", "train-ff", "--set", "epochs=3", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "about 0 hardware queries, about 0.0 s" in res.stdout
