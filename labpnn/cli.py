@@ -428,7 +428,8 @@ def safe_off(station_name, station_sets, wait) -> None:
         results[role] = f"NOT REACHED, check it by hand: {why}"
     bad = {r: o for r, o in results.items() if o != "ok"}
     for role, outcome in results.items():
-        click.echo(f"  {role}: {outcome}")
+        again = st.reopened.get(role)
+        click.echo(f"  {role}: {outcome}" + (f" (after reconnecting: {again})" if again else ""))
     if bad:
         sys.exit(1)
 

@@ -88,19 +88,6 @@ class BenchConfig:
         reached or clocked; empty for a real bench."""
         return {k: v for k, v in self.simulation.items() if k not in NOT_THE_WORLD}
 
-    def calibration_hash(self) -> str:
-        """What a calibration is valid for: the layout, and for a simulated bench its world.
-
-        A TM measured on the world of seed 3 says nothing about the world of seed 1, although
-        both have the same layout. A real bench has no world settings: its hash is the
-        layout's, so its registry entries do not change.
-        """
-        world = self.world_settings()
-        if not world:
-            return self.layout_hash()
-        blob = json.dumps([self.layout, world], sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
 
 def _simulated_flag(station: str, role: str, value: Any) -> bool:
     """``simulated:`` read as a switch: ``bool("no")`` is True, and a real bench must never
@@ -311,13 +298,14 @@ class StationConfig:
     def calibration_hash(self) -> str:
         """The registry key's hash: what a calibration of this station is valid for.
 
-        A real station's is the bench's (its layout), so existing registry entries stay
-        valid. A simulated station's is marked as simulated, so a calibration of a simulated
-        world never satisfies a real bench of the same name and layout, even when
-        ``bench.simulation`` is empty.
+        A real station's is its layout's, so existing registry entries stay valid. A simulated
+        station's is marked as simulated and includes its world's settings: a calibration of
+        a simulated world never satisfies a real bench of the same name and layout (even when
+        ``bench.simulation`` is empty), and a TM of the world of seed 3 never focuses the
+        world of seed 1.
         """
         if not (self.simulated or self._was_simulated):
-            return self.bench.calibration_hash()
+            return self.bench.layout_hash()  # bench.simulation means nothing to real hardware
         world = self.bench.world_settings()
         blob = json.dumps(
             {"simulated": True, "layout": self.bench.layout, "world": world},

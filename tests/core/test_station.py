@@ -51,15 +51,15 @@ def test_a_calibration_is_valid_for_one_simulated_world_only(lab_dirs):
     from labpnn.registry import CalibrationRegistry
 
     def key(*overrides):
-        return StationConfig.load("optical-sim", list(overrides)).bench.calibration_hash()
+        return StationConfig.load("optical-sim", list(overrides)).calibration_hash()
 
     default = key()
     assert key("bench.simulation.seed=3") != default
     assert key("bench.simulation.transport=direct") == default  # how it is reached: same world
     assert key("bench.simulation.clock=real-time") == default
-    real = StationConfig.load(FAKE).bench
-    real.simulation = {}
-    assert real.calibration_hash() == real.layout_hash()  # a real bench's entries stay put
+    real = StationConfig.load(FAKE)  # a real bench: a stray simulation section means nothing
+    real.bench.simulation = {"seed": 5}
+    assert real.calibration_hash() == real.bench.layout_hash()  # its entries stay put
     ledger = Ledger()
     try:
         seeded = StationConfig.load("optical-sim", ["bench.simulation.seed=3"])
