@@ -352,7 +352,7 @@ FOREIGN_QUIET_S = 120.0
 @click.option("--force", is_flag=True, help="Repair a file this ledger does not know at once.")
 def repair(run_file, force) -> None:
     """Rewrite a file whose writer died into a clean file with the ledger's status."""
-    from labpnn.storage import UnreadableRunFile, read_run
+    from labpnn.storage import TruncatedRunFile, UnreadableRunFile, read_run
     from labpnn.storage import repair as repair_file
 
     row = _ledger_status(run_file)
@@ -361,6 +361,8 @@ def repair(run_file, force) -> None:
         _fail(f"{run_file} belongs to a run that is still running", 2)
     try:
         info = read_run(run_file, with_columns=False)
+    except TruncatedRunFile:
+        raise
     except UnreadableRunFile:
         info = {}  # killed inside a structural change: exactly what repair is for
     if info.get("status") not in ("running", None) and info.get("status") == status:

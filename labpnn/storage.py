@@ -556,9 +556,13 @@ def _stays_short(path: str | os.PathLike, end: int, grace_s: float = 0.5) -> boo
         time.sleep(0.05)
 
 
-def _truncated(path: str | os.PathLike, end: int) -> UnreadableRunFile:
+class TruncatedRunFile(UnreadableRunFile):
+    """A run file shorter than HDF5 says it is: nothing labpnn can mend."""
+
+
+def _truncated(path: str | os.PathLike, end: int) -> TruncatedRunFile:
     size = os.path.getsize(path)
-    return UnreadableRunFile(
+    return TruncatedRunFile(
         f"{path} is truncated: {size} of its {end} bytes are there (an interrupted copy or a "
         "full disk). The missing part cannot be repaired; copy the file again from where it "
         "was written"
