@@ -216,6 +216,46 @@ def apply_override(config: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = _parse_scalar(raw)
 
 
+def _refuse_widened_limits(original: Any, changed: Any, path: Path) -> None:
+    """A ``--station-set`` may tighten a lab limit, never widen or drop one.
+
+    The limits are the lab's safety rules, written into the station file on purpose; a
+    command line (or a schedule made from one) must not loosen them unnoticed.
+    """
+
+    def limits(raw: Any) -> dict[tuple[str, str], Any]:
+        out = {}
+        instruments = raw.get("instruments") if isinstance(raw, dict) else None
+        for role, spec in (instruments if isinstance(instruments, dict) else {}).items():
+            section = spec.get("limits") if isinstance(spec, dict) else None
+            for key, value in (section if isinstance(section, dict) else {}).items():
+                out[(str(role), str(key))] = value
+        return out
+
+    def bounds(value: Any) -> tuple[float, float] | None:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            return None
+        try:
+            low, high = (float("-inf") if v is None else float(v) for v in value)
+        except (TypeError, ValueError):
+            return None
+        return low, high
+
+    now = limits(changed)
+    for (role, key), before in limits(original).items():
+        was = bounds(before)
+        if was is None:
+            continue  # a malformed limit is refused with its own message
+        after = now.get((role, key))
+        new = bounds(after)
+        if new is None or new[0] < was[0] or new[1] > was[1]:
+            raise ConfigError(
+                f"--station-set would widen or remove the lab limit instruments.{role}.limits."
+                f"{key} ({before} in {path.name} -> {after}); a command line may only tighten "
+                f"a lab limit. Change it in the station file if the lab agrees"
+            )
+
+
 def find_station_file(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
@@ -277,9 +317,11 @@ class StationConfig:
     def load(cls, name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()):
         path = find_station_file(name_or_path)
         raw = _load_yaml(path)
-        raw = copy.deepcopy(raw)
+        original, raw = raw, copy.deepcopy(raw)
         for assignment in overrides:
             apply_override(raw, assignment)
+        if overrides:
+            _refuse_widened_limits(original, raw, path)
         return cls(raw, name=path.name.removesuffix(".yaml").removesuffix(".yml"), source=path)
 
     @property

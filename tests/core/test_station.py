@@ -38,6 +38,25 @@ def test_station_set_overrides_one_entry():
     assert cfg.bench.simulation["seed"] == 3
 
 
+@pytest.mark.parametrize(
+    "override, refused",
+    [
+        ("instruments.detector.limits.exposure_s=[1.0e-5, 0.05]", False),  # tighter: fine
+        ("instruments.detector.limits.gain_db=[0, 6]", False),  # a new limit: tighter
+        ("instruments.detector.limits.exposure_s=[1.0e-5, 0.5]", True),  # wider
+        ("instruments.detector.limits.exposure_s=[1.0e-6, 0.1]", True),
+        ("instruments.detector.limits.exposure_s=null", True),  # dropped
+        ("instruments.detector.limits={}", True),
+    ],
+)
+def test_a_command_line_may_tighten_a_lab_limit_but_never_widen_it(override, refused):
+    if not refused:
+        StationConfig.load(FAKE, [override])
+        return
+    with pytest.raises(ConfigError, match="may only tighten a lab limit"):
+        StationConfig.load(FAKE, [override])
+
+
 def test_layout_hash_changes_with_layout_only():
     a = StationConfig.load(FAKE).bench.layout_hash()
     b = StationConfig.load(FAKE, ["bench.simulation.seed=3"]).bench.layout_hash()
