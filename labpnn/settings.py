@@ -33,7 +33,7 @@ _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
 
 
-def _as_bool(value: Any) -> bool:
+def as_bool(value: Any) -> bool:
     """A switch from a station file or ``--set``: ``bool("off")`` is True, so parse words.
 
     Accepts booleans, 0/1 and on/off, true/false, yes/no (any case); anything else is refused,
@@ -154,7 +154,7 @@ class InstrumentSettings:
         spec = self.setting_spec(name)
         unit = f" {spec.unit}" if spec.unit else ""
         try:
-            value = _as_bool(value) if spec.kind is bool else spec.kind(value)
+            value = as_bool(value) if spec.kind is bool else spec.kind(value)
         except (TypeError, ValueError):
             raise LimitError(
                 f"{self.label}: {name}={value!r} is not a {spec.kind.__name__}"

@@ -34,7 +34,9 @@ from labpnn.errors import (
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
 # bench.simulation keys that say how a world is run, not which world it is (persistence key)
-NOT_THE_WORLD = {"persist", "clock", "transport", "slm_display"}
+# How a world is reached, clocked or disturbed, not what it is: a calibration, and a persisted
+# world, stay the same across these (a fault drill still finds the station's TM).
+NOT_THE_WORLD = {"persist", "clock", "transport", "slm_display", "faults"}
 # what a safe_state() raises when the session dropped but the instrument may still be there
 RECONNECT_ON = (DeviceLost, OSError)
 
@@ -92,10 +94,10 @@ class BenchConfig:
 def _simulated_flag(station: str, role: str, value: Any) -> bool:
     """``simulated:`` read as a switch: ``bool("no")`` is True, and a real bench must never
     be mistaken for a simulated one (or the other way round)."""
-    from labpnn.settings import _as_bool
+    from labpnn.settings import as_bool
 
     try:
-        return _as_bool(value)
+        return as_bool(value)
     except ValueError:
         raise ConfigError(
             f"station '{station}': instrument '{role}': simulated={value!r} is not a switch; "
@@ -277,7 +279,8 @@ class StationConfig:
     def __init__(self, raw: dict[str, Any], name: str, source: Path | None = None):
         self.raw = raw
         self.name = str(raw.get("name") or name)
-        self._was_simulated = False  # set on a simulated station's without_instruments()
+        # a simulated station stays simulated without its instruments (without_instruments)
+        self._simulated_bench = False
         self.source = source
         _refuse_unknown_keys(f"station '{self.name}'", raw, STATION_KEYS)
         instruments = raw.get("instruments")
@@ -326,14 +329,12 @@ class StationConfig:
 
     @property
     def simulated(self) -> bool:
-        return any(i.simulated for i in self.instruments.values())
+        return self._simulated_bench or any(i.simulated for i in self.instruments.values())
 
     def without_instruments(self) -> StationConfig:
         """This station with no instruments: what a run that measures nothing connects."""
-        import copy
-
         bare = copy.copy(self)
-        bare._was_simulated = self.simulated  # its calibrations are still the simulated ones
+        bare._simulated_bench = self.simulated  # its file and calibrations say so still
         bare.instruments = {}
         return bare
 
@@ -346,7 +347,7 @@ class StationConfig:
         ``bench.simulation`` is empty), and a TM of the world of seed 3 never focuses the
         world of seed 1.
         """
-        if not (self.simulated or self._was_simulated):
+        if not self.simulated:
             return self.bench.layout_hash()  # bench.simulation means nothing to real hardware
         world = self.bench.world_settings()
         blob = json.dumps(
@@ -430,7 +431,7 @@ class Station:
         leave the VNA's RF on.
         """
         cfg = self.config
-        if cfg.simulated:
+        if cfg.simulated and cfg.instruments:  # a run that measures nothing builds no world
             from labpnn.mock_instruments import build_world
 
             simulation = dict(cfg.bench.simulation)

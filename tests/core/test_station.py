@@ -76,6 +76,7 @@ def test_a_calibration_is_valid_for_one_simulated_world_only(lab_dirs):
     assert key("bench.simulation.seed=3") != default
     assert key("bench.simulation.transport=direct") == default  # how it is reached: same world
     assert key("bench.simulation.clock=real-time") == default
+    assert key("bench.simulation.faults.nan_after_frames=20") == default  # a fault drill
     real = StationConfig.load(FAKE)  # a real bench: a stray simulation section means nothing
     real.bench.simulation = {"seed": 5}
     assert real.calibration_hash() == real.bench.layout_hash()  # its entries stay put

@@ -177,6 +177,7 @@ def test_forward_forward_is_a_run_too_and_the_report_plots_it(labpnn, tmp_path, 
     with h5py.File(run_path(res), "r") as f:
         assert "safe_state" not in f or not dict(f["safe_state"].attrs).get("audio")
         assert json.loads(f.attrs["identities"]) == {}
+        assert f.attrs["simulated"]  # it touched nothing, but its station is the simulated one
     path = run_path(res)
     got = summary(path)
     assert SUMMARY_KEYS <= set(got) and got["queries"] == 0 and got["digital_flops"] > 0
