@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from typing import Any
 
 import click
@@ -248,6 +247,15 @@ def station_check(file, station_sets) -> None:
     click.echo(f"station '{cfg.name}' ({cfg.bench.kind} bench) is valid")
 
 
+def _open_for_writing(path: str) -> bool:
+    from labpnn.h5clear import status_flags
+
+    try:
+        return status_flags(path) != 0
+    except Exception:  # not readable as HDF5: let repair say what it is
+        return False
+
+
 def _ledger_status(path: str) -> dict[str, Any] | None:
     from labpnn.ledger import Ledger
 
@@ -342,14 +350,13 @@ def show(run_file, as_json) -> None:
             click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
 
 
-# A file this ledger does not know (another machine's run, another state dir) that changed
-# this recently may still be written: replacing it would send the rest of the run nowhere.
-FOREIGN_QUIET_S = 120.0
-
-
 @main.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--force", is_flag=True, help="Repair a file this ledger does not know at once.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Repair a file marked open for writing that this ledger does not know.",
+)
 def repair(run_file, force) -> None:
     """Rewrite a file whose writer died into a clean file with the ledger's status."""
     from labpnn.storage import TruncatedRunFile, UnreadableRunFile, read_run
@@ -368,13 +375,13 @@ def repair(run_file, force) -> None:
     if info.get("status") not in ("running", None) and info.get("status") == status:
         click.echo(f"{run_file} is already clean (status {status})")
         return
-    quiet_s = time.time() - os.stat(run_file).st_mtime
-    if row is None and quiet_s < FOREIGN_QUIET_S and not force:
+    if row is None and not force and _open_for_writing(run_file):
+        # Only the writer's own machine knows whether it lives (its ledger and run lock);
+        # replacing a live run's file would send the rest of the run nowhere.
         _fail(
-            f"{run_file} is not in this ledger and changed {quiet_s:.0f} s ago: its run may "
-            "still be writing it (on another machine, or with another LABPNN_STATE_DIR). "
-            f"Repair it from that run's machine, wait until it has not changed for "
-            f"{FOREIGN_QUIET_S:.0f} s, or use --force if you know its writer is dead",
+            f"{run_file} is still marked open for writing and is not in this ledger: its run "
+            "may still be writing it (on another machine, or with another LABPNN_STATE_DIR). "
+            "Repair it from that run's machine, or use --force if you know its writer is dead",
             2,
         )
     repair_file(run_file, status, error=(row or {}).get("error") or "")
@@ -406,26 +413,37 @@ def report(run_file, output) -> None:
     type=float,
     default=30.0,
     show_default=True,
-    help="Seconds a run on the station gets to stop (and make the bench safe) first.",
+    help="Seconds to wait for a run on the station to stop (it makes the bench safe) and "
+    "free the instruments.",
 )
 def safe_off(station_name, station_sets, wait) -> None:
     """Put every instrument of a station into its safe state (for ExecStopPost).
 
     A run still using the station is stopped first (as Ctrl-C would): it makes the bench
     safe as it ends and its file says it was aborted, instead of measuring on with the RF
-    switched off under it and calling the result complete.
+    switched off under it and calling the result complete. The instruments' locks are then
+    held while they are made safe, so no queued run starts on them in between.
     """
-    from labpnn.station import Station, StationConfig
+    from labpnn.errors import BenchBusy
+    from labpnn.station import Station, StationConfig, hold_locks
 
     cfg = StationConfig.load(station_name, station_sets)
-    _stop_runs_on(cfg.name, wait)
+    _stop_runs_on(cfg.name)
     st = Station(cfg)
-    try:
-        # every instrument that answers is made safe, even when another cannot be opened
-        st.connect(best_effort=True)
-        results = st.safe_state()
-    finally:
-        st.close()
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(hold_locks(st.lock_paths(), wait, cfg.name))
+        except BenchBusy:
+            click.echo(
+                f"  the instruments are still held after {wait:g} s (a GUI, or a run on "
+                "another station file sharing them); making them safe anyway"
+            )
+        try:
+            # every instrument that answers is made safe, even when another cannot be opened
+            st.connect(best_effort=True)
+            results = st.safe_state()
+        finally:
+            st.close()
     for role, why in st.unreachable.items():
         results[role] = f"NOT REACHED, check it by hand: {why}"
     bad = {r: o for r, o in results.items() if o != "ok"}
@@ -436,30 +454,33 @@ def safe_off(station_name, station_sets, wait) -> None:
         sys.exit(1)
 
 
-def _stop_runs_on(station: str, wait_s: float) -> None:
-    """SIGINT every live run on ``station`` and wait up to ``wait_s`` for them to end."""
+def _stop_runs_on(station: str) -> None:
+    """SIGINT each live run process on ``station`` that uses instruments, once."""
     import signal as _signal
 
+    from labpnn.catalog import procedure_class
     from labpnn.ledger import Ledger
+
+    def measures(procedure: str) -> bool:
+        try:
+            return not procedure_class(procedure).digital_only
+        except Exception:  # a procedure this install does not know: assume it measures
+            return True
 
     ledger = Ledger()
     try:
-        live = ledger.live_runs(station)
-        for row in live:
-            click.echo(f"  stopping run {row['run_id']} ({row['procedure']}, pid {row['pid']})")
-            with contextlib.suppress(OSError):
-                os.kill(int(row["pid"]), _signal.SIGINT)
-        deadline = time.monotonic() + max(0.0, wait_s)
-        while live and time.monotonic() < deadline:
-            time.sleep(0.2)
-            live = ledger.live_runs(station)
-        for row in live:
-            click.echo(
-                f"  run {row['run_id']} did not stop within {wait_s:g} s; making the "
-                "instruments safe under it"
-            )
+        live = [row for row in ledger.live_runs(station) if measures(row["procedure"])]
     finally:
         ledger.close()
+    signalled = set()
+    for row in live:
+        pid = int(row["pid"])
+        if pid in signalled:  # an inline recalibration shares its parent's process
+            continue
+        signalled.add(pid)
+        click.echo(f"  stopping run {row['run_id']} ({row['procedure']}, pid {pid})")
+        with contextlib.suppress(OSError):
+            os.kill(pid, _signal.SIGINT)
 
 
 @main.command("mock-server")

@@ -242,31 +242,12 @@ class Ledger:
             rows = self.db.execute("SELECT * FROM runs ORDER BY start_time DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
-    def live_runs(self, station: str | None = None) -> list[dict[str, Any]]:
-        """``running`` rows of this host whose process is alive (it holds its run lock)."""
+    def _local_running(self) -> list[tuple[dict[str, Any], bool]]:
+        """``running`` rows of this host that have a run lock, each with whether its process
+        is alive: a live run process holds its run lock; the kernel frees it when it dies."""
         from filelock import FileLock, Timeout
 
-        host, live = socket.gethostname(), []
-        for row in self.runs(status="running", limit=10_000):
-            if row["host"] != host or not row["lock_path"] or not row["pid"]:
-                continue
-            if station is not None and row["station"] != station:
-                continue
-            lock = FileLock(row["lock_path"])
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                live.append(row)
-                continue
-            lock.release()
-        return live
-
-    def reap_crashed(self) -> list[str]:
-        """Mark ``running`` rows of this host whose process died as ``crashed``."""
-        from filelock import FileLock, Timeout
-
-        crashed = []
-        host = socket.gethostname()
+        host, rows = socket.gethostname(), []
         for row in self.runs(status="running", limit=10_000):
             if row["host"] != host or not row["lock_path"]:
                 continue
@@ -274,8 +255,26 @@ class Ledger:
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                continue  # its process still holds the lock: alive
+                rows.append((row, True))
+                continue
             lock.release()
+            rows.append((row, False))
+        return rows
+
+    def live_runs(self, station: str | None = None) -> list[dict[str, Any]]:
+        """``running`` rows of this host whose process is alive."""
+        return [
+            row
+            for row, alive in self._local_running()
+            if alive and row["pid"] and (station is None or row["station"] == station)
+        ]
+
+    def reap_crashed(self) -> list[str]:
+        """Mark ``running`` rows of this host whose process died as ``crashed``."""
+        crashed = []
+        for row, alive in self._local_running():
+            if alive:
+                continue
             with contextlib.suppress(OSError):
                 Path(row["lock_path"]).unlink()
             self.update_run(
