@@ -211,9 +211,9 @@ def update_schedule(
 ) -> Schedule:
     """Change schedule ``name`` in place, checked as when it was added; returns the new one.
 
-    The changed schedule counts from now
-    (``created``): a new cron time that fell between the last firing and this edit is not
-    recorded as missed, since the schedule did not ask for it then.
+    A new cron time counts from now (``created``): a time that fell between the last firing
+    and this edit is not recorded as missed, since the schedule did not ask for it then.
+    Other changes keep the schedule's firings as they were due.
     """
     import dataclasses
 
@@ -223,11 +223,12 @@ def update_schedule(
         raise BadInput(f"no schedule named '{name}' (known: {', '.join(known) or 'none'})")
     if "name" in changes and changes["name"] != name:
         raise BadInput("a schedule cannot be renamed; add it under the new name instead")
-    unknown = set(changes) - {f.name for f in dataclasses.fields(Schedule)} - {"name"}
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Schedule)} - {"name", "created"}
     if unknown:
-        raise BadInput(f"a schedule has no field(s) {', '.join(sorted(unknown))}")
+        raise BadInput(f"a schedule cannot change {', '.join(sorted(unknown))}")
     sched = check_schedule(dataclasses.replace(current, **changes))
-    sched.created = time.time() if now is None else now
+    if sched.cron != current.cron:  # firings due under the old time stay as they were
+        sched.created = time.time() if now is None else now
     with ledger.transaction() as db:
         db.execute(
             f"UPDATE schedules SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE name = ?",

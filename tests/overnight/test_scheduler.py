@@ -47,12 +47,14 @@ def test_firings_due_while_the_scheduler_was_down_are_coalesced_into_one_run(
 def test_an_edited_schedule_counts_from_the_edit_not_from_its_last_firing(
     bench, add, ledger, scheduler_at
 ):
-    from labpnn.schedules import update_schedule
+    from labpnn.schedules import get_schedule, update_schedule
 
     add("nightly", "night-measure", bench(), "0 2 * * *", at(1), QUICK)
     scheduler_at(at(1, 55)).run(until=at(2, 30))
     # at 10:00 the time changes to 05:00: today's 05:00 was never asked for, so it is not
     # "missed"; the next firing is tomorrow's 05:00
+    update_schedule(ledger, "nightly", now=at(3), max_runtime_s=600)  # not its time
+    assert get_schedule(ledger, "nightly").created == at(1)  # firings stay as they were due
     update_schedule(ledger, "nightly", now=at(10), cron="0 5 * * *")
     scheduler_at(at(10)).run(until=at(10, 5))
     assert [s for s, _ in statuses(ledger)] == ["completed"]
