@@ -144,11 +144,13 @@ class StopRequest(threading.Event):
 
     While it ends (safe state, end record, ledger) no signal may interrupt it: a second
     Ctrl-C there would leave the SLM showing a pattern and the file without its end record.
+    Only a third Ctrl-C gets through, for a cleanup that hangs.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.cleaning = threading.Event()
+        self.ignored = 0  # signals that arrived while cleaning
 
 
 def _stop_flag() -> tuple[StopRequest, Callable[[], None]]:
@@ -160,6 +162,10 @@ def _stop_flag() -> tuple[StopRequest, Callable[[], None]]:
 
     def handler(signum: int, frame: Any) -> None:
         if stop.cleaning.is_set():
+            stop.ignored += 1
+            if stop.ignored >= 3 and signum == signal.SIGINT:  # a cleanup that hangs
+                log.error("third Ctrl-C while ending: giving up; check the bench by hand")
+                raise KeyboardInterrupt
             log.warning("already stopping: making the bench safe and closing the file; wait")
             return
         if stop.is_set() and signum == signal.SIGINT:
@@ -505,6 +511,7 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             return
         # The main thread is stuck in an instrument call: finish for it, then exit.
         safe = station.safe_state()
+        message = _with_unsafe(message, station.name, safe, ledger, run_id)
         with contextlib.suppress(Exception):
             writer.finish("failed", message, safe_state=safe)
         with contextlib.suppress(Exception):
@@ -542,18 +549,13 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             writer.log("ERROR", f"run failed: {error}")
             writer.log("ERROR", traceback.format_exc())
     finally:
-        cleaning = getattr(stop, "cleaning", None)
-        if cleaning is not None:
-            cleaning.set()
+        stop.cleaning.set()
         finished.set()
         watchdog.done.set()
         with contextlib.suppress(Exception):
             live.request_resume(run_id)
         progress.close()
         safe = station.safe_state()
-        unsafe = {role: outcome for role, outcome in safe.items() if outcome != "ok"}
-        for role, outcome in unsafe.items():
-            log.error("safe state of '%s' %s", role, outcome)
         root.removeHandler(file_handler)
         if status == "failed" and not error:
             error = "failed"
@@ -561,13 +563,10 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
             status = "aborted"
         if expired.is_set():
             status, error = "failed", f"watchdog: no progress for {procedure.watchdog_s:g} s"
-        if unsafe:
+        if any(outcome != "ok" for outcome in safe.values()):
             # Data may be fine, but a bench left unsafe (RF on) must not read as a success.
-            warning = unsafe_warning(station.name, unsafe)
             status = "failed" if status == "completed" else status
-            error = f"{error}; {warning}" if error else warning
-            with contextlib.suppress(Exception):
-                ledger.add_event(run_id, "unsafe", warning)
+            error = _with_unsafe(error, station.name, safe, ledger, run_id)
         if "status" in writer._summary and writer._summary["status"] != status:
             # the runner has the last word on how a run ended (a watchdog, a late stop)
             with contextlib.suppress(Exception):
@@ -585,10 +584,19 @@ def _run_procedure(req, procedure, station, writer, ledger, run_id, path, echo, 
     return RunOutcome(status, EXIT_CODES[status], path, error, run_id, summary)
 
 
-def unsafe_warning(station: str, unsafe: dict[str, str]) -> str:
-    """The words for instruments that did not confirm their safe state."""
+def _with_unsafe(error: str, station: str, safe: dict[str, str], ledger: Any, run_id: str) -> str:
+    """``error`` with the instruments that did not confirm their safe state, which are also
+    logged and recorded as an ``unsafe`` ledger event (unchanged when all are safe)."""
+    unsafe = {role: outcome for role, outcome in safe.items() if outcome != "ok"}
+    if not unsafe:
+        return error
+    for role, outcome in unsafe.items():
+        log.error("safe state of '%s' %s", role, outcome)
     roles = "; ".join(f"{role}: {outcome}" for role, outcome in unsafe.items())
-    return (
+    warning = (
         f"the bench was NOT left safe ({roles}); check it by hand or run "
         f"`labpnn safe-off --station {station}`"
     )
+    with contextlib.suppress(Exception):
+        ledger.add_event(run_id, "unsafe", warning)
+    return f"{error}; {warning}" if error else warning

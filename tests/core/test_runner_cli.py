@@ -319,6 +319,24 @@ def test_watchdog_fails_a_run_that_stops_reporting_progress(labpnn, lab_dirs):
     assert shown["safe_state"]["detector"] == "ok"
 
 
+def test_a_watchdog_end_on_a_bench_that_stays_unsafe_says_so(labpnn, lab_dirs):
+    from labpnn.ledger import Ledger
+
+    res = labpnn(
+        *("run", "hang", "--station", FAKE, "--no-progress"),
+        *("--station-set", "instruments.detector.stays_on=true"),
+        timeout=60,
+    )
+    assert res.returncode == 1, res.stderr
+    shown = json.loads(labpnn("show", res.stdout.strip().splitlines()[-1], "--json").stdout)
+    assert shown["error"].startswith("watchdog") and "NOT left safe" in shown["error"]
+    ledger = Ledger()
+    try:
+        assert [e["kind"] for e in ledger.events(shown["run_id"])] == ["unsafe"]
+    finally:
+        ledger.close()
+
+
 def test_help_is_fast_to_import():
     # labpnn --help must not pull torch, qcodes, h5py or Qt.
     code = "import sys, labpnn.cli; print(sorted(m for m in ('torch','qcodes','h5py','PyQt6','numpy') if m in sys.modules))"
