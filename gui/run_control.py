@@ -208,7 +208,7 @@ class RunController(QObject):
             return True
         from labpnn.queue import processing_lock
 
-        lock = processing_lock()
+        lock = processing_lock(wait_s=0.5)  # a reader settling entries holds it an instant
         try:
             lock.__enter__()
         except Exception as exc:

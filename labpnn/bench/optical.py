@@ -168,10 +168,11 @@ class OpticalBench(BenchLayer):
             )  # fmt: skip
             if on_frame is not None:
                 # The batch runs at one frame period per pattern, as the driver path does, so
-                # frame i ends (i + 1) periods in; the world reports only the batch's end.
+                # frame i starts i periods in (the driver path stamps exposure starts too);
+                # the world reports only the batch's end.
                 period = (self.clock.now() - start) / max(len(frames), 1)
                 for i, frame in enumerate(frames):
-                    on_frame(i, frame, start + (i + 1) * period)
+                    on_frame(i, frame, start + i * period)
             return frames
         _x, _y, w, h = self.camera.roi
         frames = np.empty((n, h, w))

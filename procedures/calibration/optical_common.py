@@ -31,8 +31,9 @@ def check_saturation(
         raise CameraSaturated(
             f"camera: {fraction:.1%} of the pixel values are at full scale ({full_scale:g} ADU) "
             f"{what}, exposure_s={exposure_s:.3g} s (at most {MAX_SATURATED_FRACTION:.0%} "
-            "allowed); reduce the illumination (laser power, ND filter) or the camera gain, "
-            "then calibrate again. Nothing was registered; the run file keeps what was measured."
+            "allowed); use a shorter exposure if the camera allows one (auto_exposure), or "
+            "reduce the illumination (laser power, ND filter) or the camera gain, then "
+            "calibrate again. Nothing was registered; the run file keeps what was measured."
         )
     if fraction > 0:
         procedure.log.warning(
@@ -84,6 +85,9 @@ def auto_expose(
             camera.exposure_s = new
         else:
             return camera.exposure_s
+    # out of steps: whatever the exposure now, clipped frames must not pass unchecked
+    frames = np.asarray(frames_for())
+    check_saturation(procedure, frames, full, camera.exposure_s, "when auto-exposure gave up")
     return camera.exposure_s
 
 
