@@ -234,7 +234,8 @@ def station_check(file, station_sets) -> None:
     from labpnn.station import StationConfig
 
     cfg = StationConfig.load(file, station_sets)
-    notes = cfg.check()
+    unavailable: list[str] = []
+    notes = cfg.check(unavailable)
     check_layout(cfg.bench.kind, cfg.bench.layout)
     if cfg.simulated:
         # Build the simulated world and its drivers once, so a bad bench.simulation value is
@@ -244,6 +245,14 @@ def station_check(file, station_sets) -> None:
         notes.append("simulated world and drivers built")
     for note in notes:
         click.echo(f"  {note}")
+    if unavailable:
+        for line in unavailable:
+            click.echo(f"  NOT AVAILABLE here: {line}")
+        _fail(
+            f"station '{cfg.name}' is a valid config, but {len(unavailable)} instrument(s) "
+            "cannot be used on this machine (above)",
+            2,
+        )
     click.echo(f"station '{cfg.name}' ({cfg.bench.kind} bench) is valid")
 
 

@@ -361,11 +361,14 @@ class StationConfig:
     def seed(self) -> int | None:
         return self.bench.simulation.get("seed") if self.simulated else None
 
-    def check(self) -> list[str]:
+    def check(self, unavailable: list[str] | None = None) -> list[str]:
         """Resolve every driver and validate its limits; return human-readable notes.
 
-        Raises :class:`ConfigError` for a bad config and ``MissingDependency`` for real
-        hardware whose SDK is absent.
+        Raises :class:`ConfigError` for a bad config and ``MissingDependency`` (or the
+        driver's own error) for real hardware that is not there: an SDK not installed, no
+        display for the SLM, no camera with that serial. With an ``unavailable`` list, those
+        are appended to it instead, one line per instrument, so ``labpnn station check``
+        reports every missing piece of a real bench at once.
         """
         from labpnn.settings import InstrumentSettings
 
@@ -392,7 +395,13 @@ class StationConfig:
                                     f"bench.layout.{inst.role}.{key}: {exc}"
                                 ) from None
             if not inst.simulated and hasattr(cls_, "check_available"):
-                cls_.check_available(inst.options)
+                try:
+                    cls_.check_available(inst.options)
+                except LabpnnError as exc:
+                    if unavailable is None:
+                        raise
+                    unavailable.append(f"{inst.role}: {exc}")
+                    continue
             kind = "simulated" if inst.simulated else "real"
             notes.append(f"{inst.role}: {inst.driver} ({kind})")
         if self.simulated:

@@ -138,3 +138,25 @@ def test_a_sweep_the_vna_or_the_lab_refuses_is_bad_input_before_any_file(
     assert res.returncode == 2, res.stderr
     assert re.search(message, res.stderr), res.stderr
     assert not list(lab_dirs[0].rglob("*.h5"))
+
+
+def test_station_check_names_every_instrument_a_real_bench_lacks_here(monkeypatch):
+    from click.testing import CliRunner
+
+    from labpnn.cli import main
+    from labpnn.drivers.camera.genicam import GenICamCamera
+    from labpnn.drivers.slm.screen import ScreenSLM
+    from labpnn.errors import MissingDependency
+
+    def missing(what):
+        def check(cls, options):
+            raise MissingDependency(f"{what} is not installed")
+
+        return classmethod(check)
+
+    monkeypatch.setattr(ScreenSLM, "check_available", missing("the display"))
+    monkeypatch.setattr(GenICamCamera, "check_available", missing("harvesters"))
+    res = CliRunner().invoke(main, ["station", "check", "optical-lab.example"])
+    assert res.exit_code == 2
+    assert "NOT AVAILABLE here: slm: the display is not installed" in res.output
+    assert "NOT AVAILABLE here: camera: harvesters is not installed" in res.output  # not hidden
