@@ -169,8 +169,9 @@ def plot_drift(report: dict[str, list[DriftPoint]], title: str, out: str | Path)
     kinds = [k for k in KINDS if report.get(k)]
     if not kinds:
         raise BadInput(
-            f"{title}: fewer than two calibrations of kind tm or vna, and no audio "
-            f"calibration; there is no drift to plot yet"
+            f"{title}: no drift to plot yet: a series needs calibrations of one kind taken "
+            "on different nights (calibrate-tm on an optical bench, calibrate-vna on a "
+            "microwave bench, calibrate-audio on an acoustic bench)"
         )
     fig, axes = plt.subplots(len(kinds), 1, figsize=(8, 2.8 * len(kinds) + 0.6), squeeze=False)
     for ax, kind in zip(axes[:, 0], kinds):
