@@ -53,10 +53,6 @@ class TrainFF(TrainingProcedure):
         super().check_station_config(config)
         parse_widths(self.hidden)
 
-    def validate(self) -> None:
-        super().validate()
-        parse_widths(self.hidden)
-
     def build(self, task: Any, resume_meta: dict | None) -> Trainer:
         return ForwardForward(
             task.n_inputs,

@@ -21,7 +21,6 @@ from labpnn.errors import BadInput
 from labpnn.learning import PhysicsAwareTrainer, Trainer
 from labpnn.procedure import ListParameter
 from labpnn.procedures.training.common import PhysicalTrainingProcedure, book_costs
-from labpnn.procedures.training.ff import parse_widths
 from labpnn.procedures.training.twin import (
     TWIN_KIND,
     TwinParameters,
@@ -57,8 +56,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
     )
 
     def validate(self) -> None:
-        super().validate()
-        parse_widths(self.twin_hidden, "twin_hidden")
+        super().validate()  # twin_hidden: TwinParameters.check_station_config
         if self.twin == "registry" and self.registry.latest(TWIN_KIND) is None:
             raise BadInput(
                 f"{self.name}: twin=registry but station '{self.station.name}' has no registered "

@@ -236,8 +236,7 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
         return station.bench.kind if station is not None else ""
 
     def validate(self) -> None:
-        super().validate()
-        parse_widths(self.twin_hidden, "twin_hidden")
+        super().validate()  # twin_hidden: TwinParameters.check_station_config
         if self.twin_samples < 10:
             raise BadInput(f"twin_samples={self.twin_samples}: measure at least 10 pairs")
 
