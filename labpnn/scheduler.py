@@ -667,24 +667,24 @@ class Scheduler:
         return ticket_alive(str(paths.state_dir() / "gui.lock")) if os.name == "posix" else False
 
     def _hold_queue(self) -> bool:
-        """Take the queue's processing lock (the GUI's "run queue" takes the same one)."""
+        """Take the queue's processing lock (the GUI's "run queue" takes the same one) and
+        keep it across ticks; False when a GUI or `labpnn queue run` is processing it."""
         if self._queue_lock is not None:
             return True
-        from filelock import FileLock, Timeout
+        from labpnn.errors import BenchBusy
+        from labpnn.queue import processing_lock
 
-        from labpnn.queue import queue_lock_path
-
-        lock = FileLock(str(queue_lock_path()))
+        held = contextlib.ExitStack()
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return False  # a GUI or `labpnn queue run` is processing it
-        self._queue_lock = lock
+            held.enter_context(processing_lock(wait_s=0))
+        except BenchBusy:
+            return False
+        self._queue_lock = held
         return True
 
     def _release_queue(self) -> None:
         if self._queue_lock is not None:
-            self._queue_lock.release()
+            self._queue_lock.close()
             self._queue_lock = None
 
     def _run_queue(self) -> None:
