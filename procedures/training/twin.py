@@ -10,7 +10,7 @@ cost (``queries``, ``hardware_s``, ``digital_flops``) and how well it fits
 
 Example::
 
-    labpnn run fit-twin --station acoustic-sim --set samples=10000
+    labpnn run fit-twin --station acoustic-sim --set twin_samples=10000
 """
 
 from __future__ import annotations
