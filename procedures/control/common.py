@@ -12,7 +12,9 @@ projection by its 2-D Pearson fidelity. Every procedure here:
 * logs one ``/results`` row per evaluation: ``iteration``, ``queries``, ``fidelity``,
   ``fidelity_std``, ``fidelity_p10``, ``mse``, ``psnr_db``, ``hardware_s``, ``time_s``
   (the bench clock since the run started) and ``wall_s``;
-* states the SLM-DOF : target-pixel ratio in the root attributes (``dof_per_target_pixel``).
+* states the SLM degrees of freedom it controls per target pixel in the root attributes
+  (``controlled_dof``, ``dof_per_target_pixel``; control-tm controls as many as its TM has
+  modes).
 
 Learned controllers also log ``/timing`` rows per round: ``digital_s`` (wall time not spent
 measuring: fitting and training), ``digital_cpu_s`` (the same in process CPU time, all
@@ -155,6 +157,8 @@ class ControlProcedure(LabProcedure):
     default_station: ClassVar[str] = "optical-control-sim"
     supports_resume: ClassVar[bool] = True
     watchdog_s: ClassVar[float] = 900.0
+    # False where the controller drives the macropixels in blocks and calls record_dof itself
+    controls_every_macropixel: ClassVar[bool] = True
 
     targets = Parameter(
         "Targets (digits, shapes, digits+shapes, or PNG files, folders, globs)",
@@ -234,22 +238,33 @@ class ControlProcedure(LabProcedure):
             bench.camera.exposure_s = self.exposure_s
         self.bench = bench
         self.projector = BenchProjector(self, bench)
-        ratio = bench.n_in / bench.n_out
         self.run.set_attrs(
             "/",
             slm_dof=bench.n_in,
             target_pixels=bench.n_out,
             target_shape=list(bench.pooled_shape),
-            dof_per_target_pixel=ratio,
             exposure_used_s=float(bench.camera.exposure_s),
         )
+        if self.controls_every_macropixel:
+            self.record_dof(bench.n_in, bench.n_out)
+        return bench, self.projector
+
+    def record_dof(self, controlled: int, target_pixels: int, hint: str = "") -> float:
+        """State (root attrs) and check the SLM degrees of freedom the run really controls.
+
+        ``dof_per_target_pixel`` is ``controlled_dof / target_pixels``: SCIENCE.md S2 asks
+        for 4 or more. A controller that drives the macropixels in blocks controls fewer
+        degrees of freedom than the SLM has, and says so here.
+        """
+        ratio = controlled / target_pixels
+        self.run.set_attrs("/", controlled_dof=int(controlled), dof_per_target_pixel=ratio)
         if ratio < MIN_DOF_RATIO:
             self.log.warning(
-                "only %.2f SLM macropixels per target pixel (%d : %d); phase-only projection "
-                "needs about %g or more, so expect lower fidelity",
-                ratio, bench.n_in, bench.n_out, MIN_DOF_RATIO,
+                "only %.2f controlled SLM degrees of freedom per target pixel (%d : %d); "
+                "phase-only projection needs about %g or more, so expect lower fidelity%s",
+                ratio, controlled, target_pixels, MIN_DOF_RATIO, hint,
             )  # fmt: skip
-        return bench, self.projector
+        return ratio
 
     def write_targets(self, targets: np.ndarray, names: list[str]) -> None:
         self.run.write_array("control/targets", targets.astype(np.float32), unit="peak 1")

@@ -61,4 +61,6 @@ def plot_control(f: Any, figure: Any) -> None:
             ax.legend(fontsize=7, loc="lower right")
     ratio = f.attrs.get("dof_per_target_pixel")
     if ratio is not None:
-        figure.text(0.01, 0.005, f"SLM DOF per target pixel: {float(ratio):.2f}", fontsize=8)
+        figure.text(
+            0.01, 0.005, f"controlled SLM DOF per target pixel: {float(ratio):.2f}", fontsize=8
+        )

@@ -50,6 +50,7 @@ class ControlTM(ControlProcedure):
 
     name = "control-tm"
     watchdog_s = 600.0
+    controls_every_macropixel = False  # as many degrees of freedom as the TM has modes
 
     gs_iterations = IntegerParameter("Gerchberg–Saxton iterations", default=200, minimum=0,
                                      maximum=100000)  # fmt: skip
@@ -99,11 +100,16 @@ class ControlTM(ControlProcedure):
                 f"control-tm: the TM in the registry does not map the {macro[0]}x{macro[1]} "
                 "macropixels; run calibrate-tm again on this station"
             )
-        if warn and tm.shape[1] < groups.size:
-            self.log.warning(
-                "the TM has %d modes for %d macropixels: control uses blocks of macropixels",
-                tm.shape[1], groups.size,
-            )  # fmt: skip
+        if warn:
+            hint = ""
+            if tm.shape[1] < groups.size:
+                more = groups.size if groups.size & (groups.size - 1) == 0 else "<larger>"
+                hint = (
+                    f" (the TM has {tm.shape[1]} modes, so the {groups.size} macropixels move "
+                    f"in blocks; `labpnn run calibrate-tm --station {self.station.name} --set "
+                    f"n_modes={more}` controls more of them)"
+                )
+            self.record_dof(tm.shape[1], self.bench.n_out, hint)
 
     # -- the run --------------------------------------------------------------------------
     def execute(self) -> None:

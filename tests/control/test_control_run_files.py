@@ -12,15 +12,20 @@ from labpnn.runner import RunRequest, execute
 HERE = Path(__file__).parent
 
 
-@pytest.mark.timeout(120)
-def test_control_tm_frames_say_codes_fraction_of_full_scale_roi_and_pooling(tmp_path):
+def project_with_a_16_mode_tm(tmp_path) -> str:
+    """calibrate-tm (16 modes) then control-tm (3 targets) on the small station: the file."""
     station = str(shutil.copy(HERE / "small-control.yaml", tmp_path / "small-control.yaml"))
     for procedure, params in (("calibrate-tm", {"n_modes": 16}), ("control-tm", {"n_targets": 3})):
         outcome = execute(
             RunRequest(procedure, station=station, show_progress=False, params=params)
         )
         assert outcome.status == "completed", outcome.error
-    with h5py.File(outcome.path, "r") as f:
+    return outcome.path
+
+
+@pytest.mark.timeout(120)
+def test_control_tm_frames_say_codes_fraction_of_full_scale_roi_and_pooling(tmp_path):
+    with h5py.File(project_with_a_16_mode_tm(tmp_path), "r") as f:
         slm, camera = f["frames/slm"], f["frames/camera"]
         assert slm.dtype == np.uint8 and slm.attrs["unit"] == "phase code"
         assert (
@@ -37,3 +42,14 @@ def test_control_tm_frames_say_codes_fraction_of_full_scale_roi_and_pooling(tmp_
         exposure = f["frames/camera_exposure_s"][()]
         np.testing.assert_allclose(exposure, f.attrs["exposure_used_s"])
         assert f["frames/projections"].attrs["unit"] == "fraction of full scale"
+
+
+@pytest.mark.timeout(120)
+def test_control_tm_states_the_dof_its_tm_controls_not_the_slms(tmp_path):
+    """A 16-mode TM drives 16x16 macropixels in 16 blocks: 0.25 DOF per target pixel, not 4."""
+    with h5py.File(project_with_a_16_mode_tm(tmp_path), "r") as f:
+        assert f.attrs["slm_dof"] == 256 and f.attrs["controlled_dof"] == 16
+        assert f.attrs["dof_per_target_pixel"] == 16 / 64
+        warnings = [m.decode() for _t, level, m in f["log"][()] if level == b"WARNING"]
+        assert any("0.25 controlled SLM degrees of freedom" in m and "n_modes=256" in m
+                   for m in warnings), warnings  # fmt: skip
