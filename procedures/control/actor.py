@@ -34,6 +34,13 @@ from labpnn.procedure import FloatParameter, IntegerParameter, ListParameter
 from labpnn.procedures.control.common import ControlProcedure, _station_layout
 
 CHECKPOINT_FORMAT = "labpnn-control-loop/1"
+TIMING_DOCS: dict[str, tuple[str, str]] = {
+    "iteration": ("count", "round: 0 = probes and first fits, then one per outer iteration"),
+    "digital_s": ("s", "wall time of the round not spent measuring (fitting and training)"),
+    "digital_cpu_s": ("s", "the same in process CPU time, all threads"),
+    "hardware_s": ("s", "bench time of the round's measurements, on the station clock"),
+    "measure_wall_s": ("s", "wall time inside the bench calls"),
+}
 
 
 class LearnedControlProcedure(ControlProcedure):
@@ -222,6 +229,16 @@ class LearnedControlProcedure(ControlProcedure):
             hardware_s=self.bench.hardware_s - hardware,
             measure_wall_s=measure_wall,
         )
+        if not self._timing_described:
+            self._timing_described = True
+            self.run.describe(
+                {
+                    f"timing/{k}": dict(zip(("units", "description"), v))
+                    for k, v in TIMING_DOCS.items()
+                }
+            )
+
+    _timing_described = False
 
     def _stage_progress(self, done: float, total: float):
         def report(stage: str, i: float, n: float) -> None:

@@ -45,6 +45,31 @@ from labpnn.procedure import (
 
 MIN_DOF_RATIO = 4.0  # SLM macropixels per target pixel below which phase-only control suffers
 
+_FIDELITY = "2-D Pearson r of projected camera image and target, "
+_TRUTH = "; simulated stations only (needs the simulator's ground truth)"
+#: ``{column: (units, description)}`` of ``/results`` (and ``/summary``) in control runs
+COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    "iteration": ("count", "outer iteration of the evaluation (0 = after the probe round)"),
+    "queries": ("count", "hardware queries (camera frames) so far"),
+    "fidelity": ("1 (Pearson r)", _FIDELITY + "mean over the held-out targets"),
+    "fidelity_std": ("1 (Pearson r)", "std of that fidelity over the targets"),
+    "fidelity_p10": ("1 (Pearson r)", "10th percentile of that fidelity over the targets"),
+    "mse": ("1 (target peak = 1)", "mean squared error, projection least-squares scaled"),
+    "psnr_db": ("dB", "peak signal-to-noise ratio of the projection, target peak = 1"),
+    "hardware_s": ("s", "bench time on the station's clock (simulated time on a simulated bench)"),
+    "time_s": ("s", "bench clock since the run started"),
+    "wall_s": ("s", "wall time of the evaluation's measurements"),
+    "noiseless_fidelity": (
+        "1 (Pearson r)",
+        "fidelity of the same patterns through the true, noiseless medium now" + _TRUTH,
+    ),
+    "model_tm_pearson": (
+        "1 (|Pearson r|)",
+        "mean row |Pearson| of the model network's TM against the true TM" + _TRUTH,
+    ),
+    "saturated_frames": ("count", "measured camera frames with a pixel at full scale"),
+}
+
 
 def _station_layout(proc: Any) -> dict[str, Any]:
     station = proc.station if proc.station is not None else getattr(proc, "station_config", None)
@@ -267,8 +292,12 @@ class ControlProcedure(LabProcedure):
         return ratio
 
     def write_targets(self, targets: np.ndarray, names: list[str]) -> None:
-        self.run.write_array("control/targets", targets.astype(np.float32), unit="peak 1")
-        self.run.write_array("control/target_names", np.array(names, dtype="S64"))
+        self.run.write_array("control/targets", targets.astype(np.float32), unit="peak 1",
+                             description="the held-out target images, each scaled to a peak "
+                             "of 1, at the camera region's (pooled) shape")  # fmt: skip
+        self.run.write_array("control/target_names", np.array(names, dtype="S64"),
+                             description="name of each target (digit label and index, shape "
+                             "or file), in the order of control/targets")  # fmt: skip
 
     def tick(self, stage: str = "") -> None:
         """Feed the watchdog and honour an abort, without moving the progress bar."""
@@ -308,12 +337,15 @@ class ControlProcedure(LabProcedure):
         }
         row.update({k: float(v) for k, v in extra.items()})
         self.run.append_row(**row)
+        self.describe_columns(row)
         self.run.append_frames("projections", images.reshape(targets.shape).astype(np.float32),
                                exposure_s=self.projector.exposure_s,
                                **self.projector.frame_attrs["projections"])  # fmt: skip
         self.run.append_trace("fidelity", fidelity.astype(np.float32))  # per target
         self.run.write_array("control/patterns", phase_codes(phases).reshape(
-            len(phases), *self.bench.macropixels))  # fmt: skip
+            len(phases), *self.bench.macropixels), unit="phase code",
+            description="the latest SLM pattern for each target (order of control/targets), "
+            f"one code per macropixel: phase = code * 2π/{PHASE_LEVELS} rad")  # fmt: skip
         self.run.set_summary(
             fidelity=stats["fidelity"],
             fidelity_std=stats["fidelity_std"],
@@ -323,10 +355,25 @@ class ControlProcedure(LabProcedure):
         )
         return row
 
+    def describe_columns(self, row: dict[str, Any]) -> None:
+        """Units and descriptions of the ``/results`` columns and ``/summary`` keys (once)."""
+        new = [k for k in row if k in COLUMN_DOCS and k not in self._described]
+        if not new:
+            return
+        if not self._described:
+            self.run.describe_summary(COLUMN_DOCS)
+        self.run.describe(
+            {f"results/{k}": dict(zip(("units", "description"), COLUMN_DOCS[k])) for k in new}
+        )
+        self._described = self._described | set(new)
+
+    _described: frozenset[str] | set[str] = frozenset()
+
     def relog(self, rows: list[dict[str, Any]]) -> None:
         """Re-append the result rows a resumed checkpoint holds (no projections: not kept)."""
         for row in rows:
             self.run.append_row(**{k: v for k, v in row.items()})
+            self.describe_columns(row)
 
     @staticmethod
     def now() -> float:

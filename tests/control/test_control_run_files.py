@@ -53,3 +53,20 @@ def test_control_tm_states_the_dof_its_tm_controls_not_the_slms(tmp_path):
         warnings = [m.decode() for _t, level, m in f["log"][()] if level == b"WARNING"]
         assert any("0.25 controlled SLM degrees of freedom" in m and "n_modes=256" in m
                    for m in warnings), warnings  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_every_control_result_column_summary_key_and_array_has_units_and_a_description(
+    tmp_path,
+):
+    with h5py.File(project_with_a_16_mode_tm(tmp_path), "r") as f:
+        for name, column in f["results"].items():
+            if not name.endswith("_t"):
+                assert column.attrs.get("units") and column.attrs.get("description"), name
+        units, about = f["summary/units"].attrs, f["summary/description"].attrs
+        for key in f["summary"].attrs:
+            assert units.get(key) and about.get(key), key
+        assert f["summary/units"].attrs["fidelity"] == "1 (Pearson r)"
+        for name in ("targets", "target_names", "patterns"):
+            assert f["control"][name].attrs.get("description"), name
+        assert f["control/patterns"].attrs["unit"] == "phase code"

@@ -71,6 +71,8 @@ def test_control_actor_learns_and_resumes_bit_identically(labpnn, station):
         assert f["frames/slm"].shape == (1536 + 150 + 60, 16, 16)
         assert f["traces/fidelity"].shape == (2, 30)
         assert f["results/model_tm_pearson"][-1] > 0.95
+        assert f["results/model_tm_pearson"].attrs["units"] == "1 (|Pearson r|)"
+        assert f["timing/digital_cpu_s"].attrs["units"] == "s"
 
     # The camera stalls in iteration 1: the run fails, keeping the round-0 checkpoint.
     config = yaml.safe_load(station.read_text())
