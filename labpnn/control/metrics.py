@@ -24,6 +24,7 @@ __all__ = [
     "psnr",
     "summarize",
     "torch_pearson",
+    "chance_fidelity",
 ]
 
 
@@ -120,6 +121,18 @@ def summarize(fidelity: np.ndarray) -> dict[str, float]:
         "fidelity_median": float(np.median(f)),
         "fidelity_p10": float(np.percentile(f, 10)),
     }
+
+
+def chance_fidelity(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Fidelity of every image ``[M, P]`` against every target ``[T, P]``: ``[M·T]``.
+
+    With images measured for random SLM patterns this is the chance level a control
+    run's fidelity has to be judged against (about 0 ± 1/√P for developed speckle).
+    """
+    images = np.nan_to_num(np.asarray(images, dtype=np.float64), nan=0.0, posinf=0.0)
+    targets = np.asarray(targets, dtype=np.float64)
+    m, t = len(images), len(targets)
+    return pearson_fidelity(np.repeat(images, t, axis=0), np.tile(targets, (m, 1)), flat=True)
 
 
 def torch_pearson(predicted, targets):

@@ -163,6 +163,9 @@ class LearnedControlProcedure(ControlProcedure):
             self.set_progress(0, total, stage="probes")
             with self._timed(0):
                 info = loop.start(measure, self._stage_progress(0, total))
+            # the first probes are random patterns already measured: the chance level is free
+            probes = loop.images[: len(self.random_patterns(bench.n_in, len(targets)))]
+            self.record_baseline(probes, targets.reshape(len(targets), -1), 0)
             self.log.info("round 0: %s", _fmt(info))
             self._checkpoint(loop, bench)
         flat = targets.reshape(len(targets), -1)
@@ -195,9 +198,11 @@ class LearnedControlProcedure(ControlProcedure):
                 loop.left_out,
             )
         self.log.info(
-            "%s: fidelity %.4f ± %.4f on %d targets after %d queries (%.1f s of hardware)",
+            "%s: fidelity %.4f ± %.4f on %d targets after %d queries (%.1f s of hardware); "
+            "random patterns score %.3f",
             self.name, loop.history[-1]["fidelity"], loop.history[-1]["fidelity_std"],
             len(flat), loop.queries, bench.hardware_s,
+            (self.baseline or {}).get("baseline_fidelity", float("nan")),
         )  # fmt: skip
 
     def evaluation_extras(self, loop: ControlLoop) -> dict[str, float]:
@@ -259,6 +264,7 @@ class LearnedControlProcedure(ControlProcedure):
             bench_queries=bench.queries,
             bench_hardware_s=bench.hardware_s,
             clock_s=self.projector.time_s,
+            baseline=self.baseline,
         )
         self.run.checkpoint(arrays, meta)
 
@@ -278,6 +284,7 @@ class LearnedControlProcedure(ControlProcedure):
             float(meta["bench_hardware_s"]),
         )
         self.projector.t0 = bench.clock.now() - float(meta["clock_s"])
+        self.baseline = meta.get("baseline")
         self.relog(loop.history)
         self.log.info(
             "resumed after iteration %d (%d queries so far)", loop.iteration, loop.queries

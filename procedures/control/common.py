@@ -31,7 +31,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labpnn.control.metrics import TargetError, mse, pearson_fidelity, psnr, summarize
+from labpnn.control.metrics import (
+    TargetError,
+    chance_fidelity,
+    mse,
+    pearson_fidelity,
+    psnr,
+    summarize,
+)
 from labpnn.control.speckle_model import PHASE_LEVELS, phase_codes
 from labpnn.control.targets import TargetResampled, load_targets
 from labpnn.errors import BadInput
@@ -44,6 +51,7 @@ from labpnn.procedure import (
 )
 
 MIN_DOF_RATIO = 4.0  # SLM macropixels per target pixel below which phase-only control suffers
+BASELINE_PATTERNS = 32  # random SLM patterns whose images give the chance-level fidelity
 
 _FIDELITY = "2-D Pearson r of projected camera image and target, "
 _TRUTH = "; simulated stations only (needs the simulator's ground truth)"
@@ -68,6 +76,12 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "mean row |Pearson| of the model network's TM against the true TM" + _TRUTH,
     ),
     "saturated_frames": ("count", "measured camera frames with a pixel at full scale"),
+    "baseline_fidelity": (
+        "1 (Pearson r)",
+        _FIDELITY + "for uniformly random SLM phases: mean over images × targets (chance level)",
+    ),
+    "baseline_fidelity_std": ("1 (Pearson r)", "std of that chance-level fidelity"),
+    "baseline_queries": ("count", "random patterns measured for the baseline"),
 }
 
 
@@ -299,6 +313,33 @@ class ControlProcedure(LabProcedure):
                              description="name of each target (digit label and index, shape "
                              "or file), in the order of control/targets")  # fmt: skip
 
+    def random_patterns(self, n_macropixels: int, n_targets: int) -> np.ndarray:
+        """Uniformly random SLM phases ``[n, N]`` (rad) for the chance-level baseline."""
+        rng = np.random.default_rng([int(self.seed), 11])
+        return rng.uniform(0.0, 2 * np.pi, (min(n_targets, BASELINE_PATTERNS), n_macropixels))
+
+    def record_baseline(
+        self, images: np.ndarray, flat_targets: np.ndarray, queries: int
+    ) -> dict[str, float]:
+        """The chance level: fidelity of random-input images against the targets (/summary).
+
+        ``queries`` is what measuring ``images`` cost (0 where they were measured anyway).
+        """
+        chance = chance_fidelity(np.asarray(images).reshape(len(images), -1), flat_targets)
+        self.baseline = {
+            "baseline_fidelity": float(chance.mean()),
+            "baseline_fidelity_std": float(chance.std()),
+            "baseline_queries": int(queries),
+        }
+        self.run.set_summary(**self.baseline)
+        self.log.info(
+            "chance level: random SLM patterns score fidelity %.3f ± %.3f on these targets",
+            chance.mean(), chance.std(),
+        )  # fmt: skip
+        return self.baseline
+
+    baseline: dict[str, float] | None = None
+
     def tick(self, stage: str = "") -> None:
         """Feed the watchdog and honour an abort, without moving the progress bar."""
         done, total = getattr(self, "_progress_at", (0.0, 1.0))
@@ -346,6 +387,8 @@ class ControlProcedure(LabProcedure):
             len(phases), *self.bench.macropixels), unit="phase code",
             description="the latest SLM pattern for each target (order of control/targets), "
             f"one code per macropixel: phase = code * 2π/{PHASE_LEVELS} rad")  # fmt: skip
+        if self.baseline is not None:
+            self.run.set_summary(**self.baseline)  # a resumed run's too
         self.run.set_summary(
             fidelity=stats["fidelity"],
             fidelity_std=stats["fidelity_std"],

@@ -42,6 +42,9 @@ def plot_control(f: Any, figure: Any) -> None:
         ax.set_axis_off()
         return
     p10 = _column(f, "fidelity_p10")
+    summary = f["summary"].attrs if "summary" in f else {}
+    chance = summary.get("baseline_fidelity")
+    chance_std = float(summary.get("baseline_fidelity_std", 0.0))
     half = N_SHOWN
     for col, (x, label) in enumerate(
         ((iteration, "outer iteration"), (queries, "hardware queries"))
@@ -52,10 +55,22 @@ def plot_control(f: Any, figure: Any) -> None:
         if p10 is not None:
             ax.plot(x, p10, ls=":", color="gray", label="10th percentile")
         ax.axhline(0.9, color="k", lw=0.8, ls="--", label="S2 floor 0.90")
+        floor = [0.85]
+        if chance is not None:
+            ax.axhline(float(chance), color="tab:red", lw=1.0, label="random SLM patterns")
+            ax.axhspan(float(chance) - chance_std, float(chance) + chance_std,
+                       color="tab:red", alpha=0.12)  # fmt: skip
+            floor.append(float(chance) - chance_std)
         ax.set_xlabel(label)
         ax.set_ylabel("Pearson fidelity")
-        low = float(np.nanmin(np.concatenate([fidelity - spread, [0.85]])))
-        ax.set_ylim(max(0.0, low - 0.02), 1.0)
+        low = float(np.nanmin(np.concatenate([fidelity - spread, floor])))
+        ax.set_ylim(min(0.0, low - 0.02) if chance is not None else max(0.0, low - 0.02), 1.0)
+        if col == 1 and chance is not None:
+            ax.set_title(
+                f"final fidelity {fidelity[-1]:.3f} ± {spread[-1]:.3f}; "
+                f"random patterns {float(chance):.3f} ± {chance_std:.3f}",
+                fontsize=9,
+            )
         ax.grid(alpha=0.3)
         if col == 0:
             ax.legend(fontsize=7, loc="lower right")

@@ -128,6 +128,9 @@ class ControlTM(ControlProcedure):
             codes, first, rows = self._resume(bench)
             phases = code_phases(codes)
         else:
+            self.set_progress(0, 1 + self.n_iterations, stage="chance level")
+            chance = self.random_patterns(bench.n_in, len(flat))
+            self.record_baseline(measure(chance), flat, len(chance))
             self.set_progress(0, 1 + self.n_iterations, stage="phase retrieval")
             optics = self._optics(bench, arrays)
             modes = project_targets(optics, flat, int(self.gs_iterations),
@@ -153,8 +156,10 @@ class ControlTM(ControlProcedure):
             self.set_progress(iteration + 2, 1 + self.n_iterations, fidelity=row["fidelity"])
         last = rows[-1]
         self.log.info(
-            "control-tm: fidelity %.4f ± %.4f on %d targets (%d queries)",
+            "control-tm: fidelity %.4f ± %.4f on %d targets (%d queries); random patterns "
+            "score %.3f",
             last["fidelity"], last["fidelity_std"], len(flat), bench.queries,
+            (self.baseline or {}).get("baseline_fidelity", float("nan")),
         )  # fmt: skip
 
     def _optics(self, bench: Any, arrays: dict[str, np.ndarray]) -> ProjectionOptics:
@@ -231,6 +236,7 @@ class ControlTM(ControlProcedure):
             "bench_queries": bench.queries,
             "bench_hardware_s": bench.hardware_s,
             "clock_s": self.projector.time_s,
+            "baseline": self.baseline,
         }
         self.run.checkpoint(arrays, meta)
 
@@ -247,5 +253,6 @@ class ControlTM(ControlProcedure):
         )
         self.projector.t0 = bench.clock.now() - float(meta["clock_s"])
         rows = list(meta["rows"])
+        self.baseline = meta.get("baseline")
         self.relog(rows)
         return np.asarray(arrays["patterns"], dtype=np.uint8), int(meta["done"]), rows

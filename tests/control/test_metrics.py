@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from labpnn.control.metrics import TargetError, check_targets, mse, pearson_fidelity, psnr
+from labpnn.control.metrics import (
+    TargetError,
+    chance_fidelity,
+    check_targets,
+    mse,
+    pearson_fidelity,
+    psnr,
+)
 
 
 def test_fidelity_ignores_camera_gain_and_offset():
@@ -58,3 +65,14 @@ def test_mse_and_psnr_judge_shape_not_exposure():
 def test_shape_mismatch_is_explained():
     with pytest.raises(TargetError, match="cannot be compared"):
         pearson_fidelity(np.ones((4, 4)), np.random.random((5, 5)))
+
+
+def test_the_chance_level_of_developed_speckle_is_zero_within_one_over_root_p():
+    rng = np.random.default_rng(4)
+    targets = rng.random((10, 256))
+    speckle = rng.exponential(1.0, (20, 256))  # intensity of fully developed speckle
+    chance = chance_fidelity(speckle, targets)
+    assert chance.shape == (200,)
+    assert abs(chance.mean()) < 0.03 and 0.03 < chance.std() < 0.1  # 1/√256 = 0.0625
+    # each image is scored against every target: the images themselves score 1 on theirs
+    assert chance_fidelity(targets[:2], targets).reshape(2, 10)[[0, 1], [0, 1]] == pytest.approx(1)

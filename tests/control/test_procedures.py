@@ -46,8 +46,10 @@ def test_control_tm_needs_a_tm_then_projects_digits(labpnn, station):
                   "--no-progress", check=True)  # fmt: skip
     path = run_file(done)
     values = summary(path)
-    # the reference-only intensity came with the TM: one frame per target, nothing else
-    assert values["fidelity"] >= 0.85 and values["queries"] == 30
+    # the reference-only intensity came with the TM: one frame per target, plus one per
+    # random pattern of the chance level (min(targets, 32)), nothing else
+    assert values["fidelity"] >= 0.85 and values["queries"] == 30 + 30
+    assert values["baseline_queries"] == 30 and abs(values["baseline_fidelity"]) < 0.15
     with h5py.File(path, "r") as f:
         assert "control/reference_frame" not in f
         assert f.attrs["dof_per_target_pixel"] == 4.0
@@ -65,6 +67,8 @@ def test_control_actor_learns_and_resumes_bit_identically(labpnn, station):
     values = summary(whole)
     assert values["fidelity"] >= 0.85 and values["fidelity_std"] < 0.1
     assert values["queries"] == 1536 + 150 + 2 * 30
+    # the chance level comes free from the round-0 random probes
+    assert values["baseline_queries"] == 0 and abs(values["baseline_fidelity"]) < 0.15
     with h5py.File(whole, "r") as f:
         assert list(f["results/iteration"][()]) == [0, 1]
         assert f["frames/camera"].shape == (1536 + 150 + 60, 8, 8)
@@ -88,6 +92,7 @@ def test_control_actor_learns_and_resumes_bit_identically(labpnn, station):
         assert np.array_equal(a["results/fidelity"][()], b["results/fidelity"][()])
         assert np.array_equal(a["traces/fidelity"][-1], b["traces/fidelity"][-1])
         assert b.attrs["resumed_from"] == broken
+        assert b["summary"].attrs["baseline_fidelity"] == a["summary"].attrs["baseline_fidelity"]
     assert labpnn("report", resumed).returncode == 0
 
 
