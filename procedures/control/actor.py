@@ -136,8 +136,9 @@ class LearnedControlProcedure(ControlProcedure):
             + (self.n_iterations + 1) * n_test
         )
 
-    def validate(self) -> None:
-        super().validate()
+    def check_station_config(self, config: Any) -> None:
+        """The query budget against probes and targets: refused by dry runs and the queue too."""
+        super().check_station_config(config)
         n_test = self.n_eval_targets()
         if self.max_queries and self.max_queries < self.n_probes + n_test:
             raise BadInput(

@@ -258,15 +258,21 @@ class ControlProcedure(LabProcedure):
             self.log.warning("%s", warning.message)
         return loaded
 
+    def check_station_config(self, config: Any) -> None:
+        """Targets against the layout: refused by dry runs, the queue and schedules too."""
+        super().check_station_config(config)
+        if self.station is None:
+            self.station_config = config  # what layout_sizes() reads before connecting
+        _macro, shape = self.layout_sizes()
+        self.load_targets(shape)  # BadInput now, before the run file exists
+
     def validate(self) -> None:
-        super().validate()
+        super().validate()  # check_station_config, on the connected station's config
         if self.exposure_s:
             try:
                 self.station["camera"].check("exposure_s", self.exposure_s)
             except ValueError as exc:
                 raise BadInput(f"{self.name}: {exc}") from None
-        _macro, shape = self.layout_sizes()
-        self.load_targets(shape)  # BadInput now, before the run file exists
 
     # -- helpers for execute() ------------------------------------------------------------
     def open_bench(self) -> tuple[Any, BenchProjector]:

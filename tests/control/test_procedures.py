@@ -116,3 +116,12 @@ def test_a_distorting_target_is_refused_before_anything_starts(labpnn, station, 
     assert result.returncode == 2, result.stderr
     assert "distort" in result.stderr + result.stdout
     assert not list(Path(os.environ["LABPNN_DATA_DIR"]).rglob("*.h5"))
+
+
+def test_a_dry_run_refuses_a_query_budget_the_probes_alone_exceed(labpnn, station):
+    result = labpnn("run", "control-actor", "--station", str(station), "--dry-run",
+                    "--set", "n_targets=30", "--set", "n_probes=1536",
+                    "--set", "max_queries=1000")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "max_queries=1000 cannot cover the 1536 probes" in result.stderr + result.stdout
+    assert "hardware queries" not in result.stdout  # no estimate for a run that cannot start
