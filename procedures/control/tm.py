@@ -27,7 +27,7 @@ from labpnn.control.phase_retrieval import ProjectionOptics, project_targets
 from labpnn.control.speckle_model import code_phases, phase_codes
 from labpnn.errors import BadInput
 from labpnn.procedure import FloatParameter, IntegerParameter
-from labpnn.procedures.control.common import ControlProcedure
+from labpnn.procedures.control.common import BASELINE_PATTERNS, ControlProcedure
 from labpnn.recalibrate import auto_recalibrate_enabled, ensure_calibration
 
 CHECKPOINT_FORMAT = "labpnn-control-tm/1"
@@ -76,7 +76,8 @@ class ControlTM(ControlProcedure):
 
     def estimate_queries(self) -> int:
         _macro, shape = self.layout_sizes()
-        return 1 + int(self.n_iterations) * len(self.load_targets(shape)[0])
+        n = len(self.load_targets(shape)[0])
+        return 1 + min(n, BASELINE_PATTERNS) + int(self.n_iterations) * n  # + chance level
 
     def validate(self) -> None:
         super().validate()

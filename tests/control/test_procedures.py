@@ -50,6 +50,10 @@ def test_control_tm_needs_a_tm_then_projects_digits(labpnn, station):
     # random pattern of the chance level (min(targets, 32)), nothing else
     assert values["fidelity"] >= 0.85 and values["queries"] == 30 + 30
     assert values["baseline_queries"] == 30 and abs(values["baseline_fidelity"]) < 0.15
+    # the estimate counts them too (and the reference frame a TM may lack)
+    estimate = labpnn("run", "control-tm", "--station", str(station), "--set", "n_targets=30",
+                      "--dry-run", check=True)  # fmt: skip
+    assert "about 61 hardware queries" in estimate.stdout
     with h5py.File(path, "r") as f:
         assert "control/reference_frame" not in f
         assert f.attrs["dof_per_target_pixel"] == 4.0
