@@ -255,14 +255,15 @@ def _fit_twin(layer: Any, n_in: int, samples: int, epochs: int, seed: int, hidde
     import torch
 
     from labpnn.learning import fit_twin
-    from labpnn.procedures.training.layers import PhaseFeatureLayer, PhaseTwin
+    from labpnn.procedures.training.layers import FeatureLayer, FeatureTwin, PhaseInputs
 
-    measured = PhaseFeatureLayer(layer, period) if period else layer
-    sampler = measured.sample if period else (lambda n, g: torch.rand(n, n_in, generator=g))
+    inputs = PhaseInputs(period) if period else None
+    measured = FeatureLayer(layer, inputs) if inputs else layer
+    sampler = measured.sample if inputs else (lambda n, g: torch.rand(n, n_in, generator=g))
     twin = fit_twin(measured, samples, sampler, hidden=hidden, epochs=epochs,
                     batch_size=256 if samples > 5000 else 128, seed=seed)  # fmt: skip
-    if period:
-        return PhaseTwin(twin, period).eval().requires_grad_(False), twin.report
+    if inputs:
+        return FeatureTwin(twin, inputs).eval().requires_grad_(False), twin.report
     return twin, twin.report
 
 

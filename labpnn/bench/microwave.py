@@ -38,6 +38,12 @@ DEFAULT_SWEEP = {
 }
 
 
+def code_table(bits_per_feature: int) -> np.ndarray:
+    """The bits written for each level: ``[2^k, k]``, row ``level`` LSB first."""
+    levels = np.arange(2**bits_per_feature)
+    return ((levels[:, None] >> np.arange(bits_per_feature)) & 1).astype(bool)
+
+
 def quantise(x: np.ndarray, bits_per_feature: int) -> np.ndarray:
     """``[B, n_features]`` in [0, 1] -> bool ``[B, n_features·bits_per_feature]`` (LSB first)."""
     x = np.asarray(x, dtype=float)
@@ -45,8 +51,7 @@ def quantise(x: np.ndarray, bits_per_feature: int) -> np.ndarray:
         raise ValueError("the microwave bench cannot encode NaN inputs")
     levels = 2**bits_per_feature
     level = np.minimum(np.floor(np.clip(x, 0.0, 1.0) * levels), levels - 1).astype(np.int64)
-    bits = (level[..., None] >> np.arange(bits_per_feature)) & 1
-    return bits.reshape(x.shape[0], -1).astype(bool)
+    return code_table(bits_per_feature)[level].reshape(x.shape[0], -1)
 
 
 class MicrowaveBench(BenchLayer):
@@ -97,6 +102,11 @@ class MicrowaveBench(BenchLayer):
             self.output_index = np.linspace(0, len(f) - 1, n_out).round().astype(int)
         self.output_frequencies_hz = f[self.output_index]
         self.n_out = len(self.output_index)
+
+    @property
+    def input_code(self) -> np.ndarray:
+        """What each input level is written as (:func:`code_table`); twins are fitted on it."""
+        return code_table(self.bits_per_feature)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Inputs ``[B, n_features]`` -> configurations bool ``[B, n_bits]``."""

@@ -40,7 +40,17 @@ from torch import Tensor, nn
 
 from labpnn.physical import call_on_finite_rows
 
-__all__ = ["LabLayer", "PhaseFeatureLayer", "PhaseTwin", "phase_features", "probe_inputs"]
+__all__ = [
+    "CodeInputs",
+    "FeatureLayer",
+    "FeatureTwin",
+    "LabLayer",
+    "PhaseInputs",
+    "phase_features",
+    "probe_inputs",
+    "twin_inputs",
+    "twin_inputs_from",
+]
 
 
 def probe_inputs(n: int, n_in: int, low: float, high: float, generator: torch.Generator) -> Tensor:
@@ -232,42 +242,137 @@ def phase_features(x: Tensor, period: float) -> Tensor:
     return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
 
 
-class PhaseFeatureLayer(_Wrapper):
-    """A bench with periodic inputs seen through :func:`phase_features`, for fitting twins.
+class PhaseInputs:
+    """Periodic inputs (SLM phases) as ``[cos, sin]`` of their angles, for a twin.
 
-    Its ``n_in`` is twice the bench's: it takes ``[cos, sin]`` of each input's angle, recovers the
-    input and measures it, so a twin fitted on it learns the bench as a function of the angles.
-    Interference makes outputs smooth in ``exp(iφ)``, which an MLP fits far better than φ itself.
+    Interference makes outputs smooth in ``exp(iφ)``, which an MLP fits far better than φ itself,
+    and a twin of the features is periodic by design.
     """
 
-    def __init__(self, layer: Any, period: float) -> None:
-        self.layer, self.period = layer, float(period)
-        self.n_in, self.n_out = 2 * int(layer.n_in), int(layer.n_out)
+    def __init__(self, period: float) -> None:
+        self.period = float(period)
 
-    def __call__(self, features: Tensor) -> Tensor:
+    def width(self, n_in: int) -> int:
+        return 2 * n_in
+
+    def features(self, x: Tensor) -> Tensor:
+        return phase_features(x, self.period)
+
+    def inputs(self, features: Tensor) -> Tensor:
         half = features.shape[1] // 2
         angle = torch.atan2(features[:, half:], features[:, :half])
-        return self.layer(torch.remainder(angle * (self.period / (2 * math.pi)), self.period))
+        return torch.remainder(angle * (self.period / (2 * math.pi)), self.period)
+
+    def sample(self, n: int, n_in: int, generator: torch.Generator) -> Tensor:
+        """Features of ``n`` inputs drawn uniformly over one period."""
+        return self.features(self.period * torch.rand(n, n_in, generator=generator))
+
+    def describe(self) -> dict[str, Any]:
+        return {"input_period": self.period}
+
+
+class CodeInputs:
+    """Inputs quantised to levels and written as a code (metasurface bits), for a twin.
+
+    ``code[level]`` is what the bench writes for an input in ``[level/L, (level+1)/L)`` of
+    ``[0, 1]`` (``L`` levels; inputs outside saturate). The response of a chaotic cavity to
+    its bits is a poor function of the level number (binary codes flip bits back and forth
+    as the level rises), so the twin is fitted on the code itself: about half the error of a
+    twin of the raw inputs on the microwave bench. For a gradient, an input between two level
+    centres is seen as the mix of their codes (linear in the input), so the twin says what
+    moving towards the next level does; at a level centre it is exactly that level's code.
+    """
+
+    def __init__(self, code: Any) -> None:
+        self.code = torch.as_tensor(np.asarray(code, dtype=np.float32))
+        if self.code.ndim != 2 or self.code.shape[0] < 2:
+            raise ValueError(
+                f"an input code needs [levels >= 2, bits], got {list(self.code.shape)}"
+            )
+        self.levels, self.bits = self.code.shape
+
+    def width(self, n_in: int) -> int:
+        return n_in * self.bits
+
+    def features(self, x: Tensor) -> Tensor:
+        # Level-centre coordinates. Below the first centre and above the last the value is the
+        # end code, as on the bench, but the gradient is the end segment's, so an input there
+        # can still move inwards; beyond [0, 1] the bench saturates, and so does the gradient.
+        u = x.clamp(0.0, 1.0) * self.levels - 0.5
+        lower = u.detach().floor().clamp(0, self.levels - 2).long()
+        t = u - lower
+        t = (t.detach().clamp(0.0, 1.0) + (t - t.detach())).unsqueeze(-1)
+        mixed = self.code[lower] * (1 - t) + self.code[lower + 1] * t
+        return mixed.reshape(x.shape[0], -1)
+
+    def inputs(self, features: Tensor) -> Tensor:
+        """Each feature group's nearest code, as the centre of its level."""
+        groups = features.reshape(features.shape[0], -1, 1, self.bits)
+        level = (groups - self.code).pow(2).sum(dim=-1).argmin(dim=-1)
+        return (level.float() + 0.5) / self.levels
+
+    def sample(self, n: int, n_in: int, generator: torch.Generator) -> Tensor:
+        """The codes of ``n`` inputs with every level equally likely."""
+        level = torch.randint(0, self.levels, (n, n_in), generator=generator)
+        return self.code[level].reshape(n, -1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"input_code": self.code.int().tolist()}
+
+
+TwinInputs = PhaseInputs | CodeInputs
+
+
+def twin_inputs(layer: Any, period: float | None = None) -> TwinInputs | None:
+    """How a twin should see ``layer``'s inputs: as phases (``period``), as the code the bench
+    writes (a bench with an ``input_code``), or raw (None)."""
+    if period:
+        return PhaseInputs(period)
+    while layer is not None:
+        code = getattr(layer, "input_code", None)
+        if code is not None:
+            return CodeInputs(code)
+        layer = getattr(layer, "layer", None)
+    return None
+
+
+def twin_inputs_from(meta: dict) -> TwinInputs | None:
+    """The input representation a registered twin's description (:meth:`describe`) names."""
+    if meta.get("input_period"):
+        return PhaseInputs(float(meta["input_period"]))
+    if meta.get("input_code") is not None:
+        return CodeInputs(meta["input_code"])
+    return None
+
+
+class FeatureLayer(_Wrapper):
+    """A bench seen through a twin's input features, for fitting the twin: it takes features,
+    recovers the inputs and measures them."""
+
+    def __init__(self, layer: Any, inputs: TwinInputs) -> None:
+        self.layer, self.representation = layer, inputs
+        self.n_in, self.n_out = inputs.width(int(layer.n_in)), int(layer.n_out)
+
+    def __call__(self, features: Tensor) -> Tensor:
+        return self.layer(self.representation.inputs(features))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """Features of ``n`` inputs drawn uniformly over one period."""
-        angle = 2 * math.pi * torch.rand(n, self.n_in // 2, generator=generator)
-        return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
+        return self.representation.sample(n, int(self.layer.n_in), generator)
 
 
-class PhaseTwin(nn.Module):
-    """A twin of a bench with periodic inputs: ``f(cos 2πx/p, sin 2πx/p)``, periodic by design.
+class FeatureTwin(nn.Module):
+    """A twin fitted on input features, as a function of the bench's own inputs.
 
     Keeps the wrapped twin's ``report`` and ``flops_per_sample`` so trainers book its costs.
     """
 
-    def __init__(self, twin: nn.Module, period: float) -> None:
+    def __init__(self, twin: nn.Module, inputs: TwinInputs) -> None:
         super().__init__()
         self.twin = twin
-        self.period = float(period)
+        self.representation = inputs
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.twin(phase_features(x, self.period))
+        return self.twin(self.representation.features(x))
 
     @property
     def report(self) -> dict:

@@ -103,7 +103,10 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             n_classes=task.n_classes,
             lr=float(self.setting("lr")),
             batch_size=self.batch,
-            standardise=False,  # the bench layer standardises on random probes (LabLayer)
+            # The bench layer standardises on random probes (LabLayer) where the bench's
+            # default says so; elsewhere (microwave) the trainer must, or raw |S21| of a few
+            # hundredths leaves the readout at chance.
+            standardise=not self.standardised,
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )

@@ -26,7 +26,13 @@ from labpnn.learning import DigitalTwin, fit_twin
 from labpnn.procedure import Estimate, FloatParameter, IntegerParameter, LabProcedure, Parameter
 from labpnn.procedures.training.common import BenchAccess, seconds_per_query
 from labpnn.procedures.training.ff import parse_widths
-from labpnn.procedures.training.layers import LabLayer, PhaseFeatureLayer, PhaseTwin
+from labpnn.procedures.training.layers import (
+    FeatureLayer,
+    FeatureTwin,
+    LabLayer,
+    twin_inputs,
+    twin_inputs_from,
+)
 
 __all__ = [
     "FitTwin",
@@ -59,13 +65,15 @@ class TwinParameters:
 
 def blank_twin(meta: dict) -> torch.nn.Module:
     """An unfitted twin of the shape ``meta`` describes (to load fitted tensors into)."""
-    period = meta.get("input_period")
-    n_in = int(meta["n_in"]) * (2 if period else 1)
+    inputs = twin_inputs_from(meta)
+    n_in = int(meta["n_in"])
     twin: torch.nn.Module = DigitalTwin(
-        n_in, int(meta["n_out"]), tuple(int(w) for w in meta["hidden"])
+        inputs.width(n_in) if inputs else n_in,
+        int(meta["n_out"]),
+        tuple(int(w) for w in meta["hidden"]),
     )
-    if period:
-        twin = PhaseTwin(twin, float(period))
+    if inputs is not None:
+        twin = FeatureTwin(twin, inputs)
     return twin.eval().requires_grad_(False)
 
 
@@ -79,7 +87,8 @@ def fit_bench_twin(
     """Measure ``twin_samples`` random inputs through ``layer`` and fit a twin to them.
 
     On benches whose inputs are periodic (SLM phases) the twin is fitted on ``[cos, sin]`` of the
-    inputs' angles and wrapped in a :class:`PhaseTwin`. Returns the twin and the JSON description
+    inputs' angles, on benches that write inputs as a code (metasurface bits) on the code, and
+    wrapped in a :class:`FeatureTwin` (see :func:`twin_inputs`). Returns the twin and the JSON description
     that :func:`blank_twin` and the registry use. The twin's ``report`` counts the
     standardisation probes as well as the measured pairs.
     """
@@ -91,8 +100,8 @@ def fit_bench_twin(
         procedure.bench_kind, procedure.twin_samples, list(hidden),
     )  # fmt: skip
     start = time.perf_counter()
-    period = defaults.input_period
-    measured = PhaseFeatureLayer(layer, period) if period else layer
+    inputs = twin_inputs(layer, defaults.input_period)
+    measured = FeatureLayer(layer, inputs) if inputs else layer
     # The twin models the bench as standardised on the probes: a running centre (recentre)
     # would follow the twin data's own distribution while the pairs are measured.
     recentre, layer.recentre = layer.recentre, False
@@ -101,7 +110,7 @@ def fit_bench_twin(
             measured,
             int(procedure.twin_samples),
             measured.sample
-            if period
+            if inputs
             else lambda n, generator: (
                 low + (high - low) * torch.rand(n, layer.n_in, generator=generator)
             ),
@@ -124,6 +133,7 @@ def fit_bench_twin(
         "n_out": layer.n_out,
         "hidden": list(hidden),
         "input_period": defaults.input_period,
+        **(inputs.describe() if inputs else {}),
         "probe": [low, high],
         "standardised": layer.standardised,
         "bench": procedure.bench_kind,
@@ -133,8 +143,8 @@ def fit_bench_twin(
         "lr": float(procedure.twin_lr),
     }
     wrapped: torch.nn.Module = twin
-    if period:
-        wrapped = PhaseTwin(twin, period).eval().requires_grad_(False)
+    if inputs:
+        wrapped = FeatureTwin(twin, inputs).eval().requires_grad_(False)
     nrmse = report.get("validation_nrmse")
     procedure.log.info(
         "twin fitted: validation NRMSE %.3f (0 is perfect, 1 predicts only the mean)",
@@ -194,6 +204,8 @@ def load_twin(
             continue
         if bool(meta.get("standardised")) != bool(standardise):
             continue
+        if meta.get("input_code") is not None and meta["input_code"] != _input_code(layer):
+            continue  # fitted on another encoding of the inputs (the layout changed since)
         arrays = cal.arrays()
         twin = blank_twin(meta)
         state = {k.removeprefix("twin."): torch.from_numpy(v) for k, v in arrays.items()
@@ -209,9 +221,14 @@ def load_twin(
     return None
 
 
+def _input_code(layer: LabLayer) -> list | None:
+    inputs = twin_inputs(layer)
+    return inputs.describe().get("input_code") if inputs else None
+
+
 def _core(twin: torch.nn.Module) -> torch.nn.Module:
     """The DigitalTwin inside any input wrapper."""
-    return twin.twin if isinstance(twin, PhaseTwin) else twin
+    return twin.twin if isinstance(twin, FeatureTwin) else twin
 
 
 class FitTwin(TwinParameters, BenchAccess, LabProcedure):

@@ -158,6 +158,29 @@ def test_fit_twin_registers_a_twin_that_pat_and_insilico_use_and_count(labpnn, d
     assert np.isfinite(results(run_path(res))["twin_test_accuracy"][-1])
 
 
+def test_a_microwave_twin_is_fitted_on_the_metasurface_code_and_pat_resumes_with_it(
+    labpnn, direct_station
+):
+    station = direct_station("microwave")
+    twin = labpnn("run", "fit-twin", "--station", station, *SMALL,
+                  "--set", "twin_samples=200", "--set", "twin_epochs=3")  # fmt: skip
+    assert twin.returncode == 0, twin.stderr
+    with h5py.File(run_path(twin), "r") as f:
+        described = json.loads(f["calibration"].attrs["twin"])
+        first = f["calibration/twin.mlp.0.weight"].shape
+    # 20 features written as 2 bits each: the twin reads the 40 bits, not the 20 inputs
+    assert described["input_code"] == [[0, 0], [1, 0], [0, 1], [1, 1]] and first[1] == 40
+
+    res = labpnn("run", "train-pat", "--station", station, *VOWELS, *SMALL,
+                 "--set", "twin=registry", "--set", "epochs=1", "--set", "checkpoint_every=1")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "using registered twin" in res.stderr
+    # the checkpoint rebuilds the coded twin: a resumed run carries on with it
+    more = labpnn("resume", run_path(res), "--set", "epochs=2", "--no-progress")
+    assert more.returncode == 0, more.stderr
+    assert summary(run_path(more))["epochs"] == 2
+
+
 def test_pat_without_a_registered_twin_is_bad_input_when_one_is_required(labpnn, lab_dirs):
     res = labpnn("run", "train-pat", "--set", "twin=registry", "--no-progress")
     assert res.returncode == 2 and "fit-twin" in res.stderr
