@@ -30,7 +30,7 @@ from pymeasure.experiment import (  # noqa: F401  (re-exported for procedure aut
     Procedure,
 )
 
-from labpnn.errors import BadInput, RunAborted
+from labpnn.errors import BadInput, LimitError, RunAborted
 
 
 def allowed(spec: Parameter) -> str:
@@ -65,6 +65,9 @@ class LabProcedure(Procedure):
     digital_only: ClassVar[bool] = False
     supports_resume: ClassVar[bool] = False
     watchdog_s: ClassVar[float] = 300.0  # longest silence between progress() calls
+    # Parameters that set an instrument setting, {parameter: (role, setting)}: checked against
+    # the driver's range and the station's lab limits before connecting (0 = the station's).
+    station_settings: ClassVar[dict[str, tuple[str, str]]] = {}
 
     station: Any = None
     run: Any = None
@@ -140,6 +143,14 @@ class LabProcedure(Procedure):
                 f"{self.name} needs the role(s) {', '.join(missing)}, which station "
                 f"'{config.name}' does not have (it has {', '.join(config.instruments) or 'none'})"
             )
+        for key, (role, setting) in self.station_settings.items():
+            value = getattr(self, key)
+            probe = config.settings_probe(role) if value else None
+            if probe is not None:
+                try:
+                    probe.check(setting, value)
+                except LimitError as exc:
+                    raise BadInput(f"{self.name}: {exc}") from None
 
     def validate(self) -> None:
         """Check parameters against the connected station; raise BadInput if wrong."""

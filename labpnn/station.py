@@ -370,15 +370,12 @@ class StationConfig:
         are appended to it instead, one line per instrument, so ``labpnn station check``
         reports every missing piece of a real bench at once.
         """
-        from labpnn.settings import InstrumentSettings
-
         notes = []
         for inst in self.instruments.values():
             cls_ = inst.driver_class()
             _check_options(inst, cls_)
-            if issubclass(cls_, InstrumentSettings):
-                probe = cls_.__new__(cls_)
-                probe._init_settings(inst.role, inst.limits)
+            probe = self.settings_probe(inst.role)
+            if probe is not None:
                 for key, value in inst.settings.items():
                     probe.check(key, value)
                 # A bench sets some of them from its layout (bench.layout.vna: the sweep):
@@ -409,6 +406,21 @@ class StationConfig:
 
             world_class(self.bench.kind)
         return notes
+
+    def settings_probe(self, role: str) -> Any:
+        """The role's driver, not connected, with this station's lab limits (None if it
+        declares no settings): ``probe.check(name, value)`` applies the driver's capability
+        range and the lab limit exactly as its setter will, without touching the instrument.
+        """
+        from labpnn.settings import InstrumentSettings
+
+        inst = self.instruments[role]
+        cls_ = inst.driver_class()
+        if not issubclass(cls_, InstrumentSettings):
+            return None
+        probe = cls_.__new__(cls_)
+        probe._init_settings(inst.role, inst.limits)
+        return probe
 
     def connect(self) -> Station:
         station = Station(self)

@@ -198,6 +198,10 @@ class ControlProcedure(LabProcedure):
     watchdog_s: ClassVar[float] = 900.0
     # False where the controller drives the macropixels in blocks and calls record_dof itself
     controls_every_macropixel: ClassVar[bool] = True
+    # exposure_s against the camera's range and lab limit, also in dry runs and the queue
+    station_settings: ClassVar[dict[str, tuple[str, str]]] = {
+        "exposure_s": ("camera", "exposure_s")
+    }
 
     targets = Parameter(
         "Targets (digits, shapes, digits+shapes, or PNG files, folders, globs)",
@@ -265,14 +269,6 @@ class ControlProcedure(LabProcedure):
             self.station_config = config  # what layout_sizes() reads before connecting
         _macro, shape = self.layout_sizes()
         self.load_targets(shape)  # BadInput now, before the run file exists
-
-    def validate(self) -> None:
-        super().validate()  # check_station_config, on the connected station's config
-        if self.exposure_s:
-            try:
-                self.station["camera"].check("exposure_s", self.exposure_s)
-            except ValueError as exc:
-                raise BadInput(f"{self.name}: {exc}") from None
 
     # -- helpers for execute() ------------------------------------------------------------
     def open_bench(self) -> tuple[Any, BenchProjector]:

@@ -129,3 +129,24 @@ def test_a_dry_run_refuses_a_query_budget_the_probes_alone_exceed(labpnn, statio
     assert result.returncode == 2, result.stdout + result.stderr
     assert "max_queries=1000 cannot cover the 1536 probes" in result.stderr + result.stdout
     assert "hardware queries" not in result.stdout  # no estimate for a run that cannot start
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("procedure", ["control-tm", "control-actor"])
+def test_a_dry_run_refuses_an_exposure_past_the_lab_limit_as_a_run_would(
+    labpnn, station, procedure
+):
+    """The station's exposure limit (1e-5..0.1 s, tightened here to 0.01 s) is checked
+    before connecting: a dry run (and so the queue and schedules) refuses what a run would."""
+    tightened = ["--station-set", "instruments.camera.limits.exposure_s=[1.0e-5, 0.01]"]
+    for value, limit in (("1", "0.1"), ("0.05", "0.01")):
+        extra = tightened if limit == "0.01" else []
+        result = labpnn("run", procedure, "--station", str(station), *extra, "--dry-run",
+                        "--set", "n_targets=30", "--set", f"exposure_s={value}")  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"exposure_s={value} s is outside the lab limit 1e-05..{limit} s" in result.stderr
+        assert "hardware queries" not in result.stdout
+    within = labpnn("run", procedure, "--station", str(station), *tightened, "--dry-run",
+                    "--set", "n_targets=30", "--set", "exposure_s=0.005")  # fmt: skip
+    assert within.returncode == 0 and "hardware queries" in within.stdout, within.stderr
+    assert not list(Path(os.environ["LABPNN_DATA_DIR"]).rglob("*.h5"))
