@@ -17,6 +17,24 @@ def _column(f: Any, name: str) -> np.ndarray | None:
     return f["results"][name][()] if "results" in f and name in f["results"] else None
 
 
+def _counting_axis(ax: Any, x: np.ndarray, label: str) -> None:
+    """Integer ticks; iterations get half a step either side, queries start at zero.
+
+    A single evaluation would otherwise sit in a meaningless ±0.04 window.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = float(np.min(x)), float(np.max(x))
+    if label == "hardware queries":
+        ax.set_xlim(0, max(high, 1.0) * 1.08)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    else:
+        ax.set_xlim(low - 0.5, high + 0.5)
+        # MaxNLocator falls back to fractions on a short span: one tick per iteration there
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))
+    ax.set_xlabel(label)
+
+
 def plot_control(f: Any, figure: Any) -> None:
     grid = figure.add_gridspec(3, 2 * N_SHOWN, height_ratios=[1, 1, 2.2])
     targets = f["control/targets"][()] if "control/targets" in f else None
@@ -50,10 +68,14 @@ def plot_control(f: Any, figure: Any) -> None:
         ((iteration, "outer iteration"), (queries, "hardware queries"))
     ):
         ax = figure.add_subplot(grid[2, col * half : (col + 1) * half])
-        ax.plot(x, fidelity, marker="o", label="mean fidelity")
-        ax.fill_between(x, fidelity - spread, fidelity + spread, alpha=0.25, label="± std")
+        if len(x) == 1:  # a band needs two points: one evaluation gets an error bar
+            ax.errorbar(x, fidelity, yerr=spread, marker="o", capsize=4, label="mean ± std")
+        else:
+            ax.plot(x, fidelity, marker="o", label="mean fidelity")
+            ax.fill_between(x, fidelity - spread, fidelity + spread, alpha=0.25, label="± std")
         if p10 is not None:
-            ax.plot(x, p10, ls=":", color="gray", label="10th percentile")
+            ax.plot(x, p10, ls=":", marker="_", ms=10, color="gray", label="10th percentile")
+        _counting_axis(ax, x, label)
         ax.axhline(0.9, color="k", lw=0.8, ls="--", label="S2 floor 0.90")
         floor = [0.85]
         if chance is not None:
@@ -61,7 +83,6 @@ def plot_control(f: Any, figure: Any) -> None:
             ax.axhspan(float(chance) - chance_std, float(chance) + chance_std,
                        color="tab:red", alpha=0.12)  # fmt: skip
             floor.append(float(chance) - chance_std)
-        ax.set_xlabel(label)
         ax.set_ylabel("Pearson fidelity")
         low = float(np.nanmin(np.concatenate([fidelity - spread, floor])))
         ax.set_ylim(min(0.0, low - 0.02) if chance is not None else max(0.0, low - 0.02), 1.0)
