@@ -147,6 +147,20 @@ def group_blocks(macropixels: tuple[int, int], n_modes: int) -> np.ndarray:
     )
 
 
+def full_basis_modes(macropixels: tuple[int, int]) -> int:
+    """The most modes :func:`group_blocks` can make that are a power of two: one per macropixel
+    when their number is one (16x16: 256, 32x32: 1024)."""
+    ny, nx = macropixels
+    counts = [(ny // k) * (nx // k) for k in range(1, min(ny, nx) + 1) if ny % k == 0 == nx % k]
+    powers = [n for n in counts if n >= 4 and not n & (n - 1)]
+    if not powers:
+        raise ValueError(
+            f"no power-of-two number of square blocks tiles the {ny}x{nx} macropixels; "
+            "change bench.layout.macropixels"
+        )
+    return max(powers)
+
+
 def raw_frame_attrs(bench: Any, what: str) -> dict[str, Any]:
     """Attributes of a stream of raw camera frames (``RunWriter.append_frames(**attrs)``)."""
     x, y, w, h = (int(v) for v in bench.camera.roi)

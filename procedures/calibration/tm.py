@@ -27,6 +27,7 @@ from labpnn.procedures.calibration.optical_common import (
     auto_expose,
     blocked_image,
     check_saturation,
+    full_basis_modes,
     group_blocks,
     probe_patterns,
     raw_frame_attrs,
@@ -46,8 +47,13 @@ class CalibrateTM(LabProcedure):
     default_station = "optical-sim"
     watchdog_s = 120.0
 
-    n_modes = IntegerParameter("Modes (Hadamard basis size, a power of 2)", default=256, minimum=4,
-                               maximum=65536)  # fmt: skip
+    # 0: the full basis, so a station with more macropixels than a fixed default is calibrated
+    # whole (a 256-mode TM of 32x32 macropixels moves them in 2x2 blocks, and control-tm then
+    # projects with a quarter of the SLM's degrees of freedom).
+    n_modes = IntegerParameter(
+        "Modes (Hadamard basis size, a power of 2; 0 = one per macropixel)",
+        default=0, minimum=0, maximum=65536,
+    )  # fmt: skip
     chunk = IntegerParameter("Frames per pipelined batch", default=64, minimum=1, maximum=4096)
     auto_exposure = BooleanParameter("Lower the exposure on saturation", default=True)
     n_holdout = IntegerParameter("Held-out test patterns", default=8, minimum=0, maximum=1000)
@@ -58,8 +64,17 @@ class CalibrateTM(LabProcedure):
         raw = layout.get("macropixels", 16)
         return (int(raw), int(raw)) if isinstance(raw, int) else tuple(int(v) for v in raw)
 
+    def modes(self, layout) -> int:
+        """``n_modes``, or with 0 the full basis of this layout (:func:`full_basis_modes`)."""
+        if self.n_modes:
+            return int(self.n_modes)
+        try:
+            return full_basis_modes(self._macropixels(layout))
+        except ValueError as exc:
+            raise BadInput(f"calibrate-tm: {exc}") from None
+
     def estimate(self) -> Estimate:
-        frames = 4 * self.n_modes + self.n_holdout + 17
+        frames = 4 * self.modes(self.station_config.bench.layout) + self.n_holdout + 17
         sim = self.station_config.bench.simulation
         rate = 60.0  # one SLM refresh per frame, pipelined
         return Estimate(queries=frames, seconds=frames / rate,
@@ -68,16 +83,20 @@ class CalibrateTM(LabProcedure):
     def check_station_config(self, config) -> None:
         """n_modes against the layout: refused by dry runs, the queue and schedules too."""
         super().check_station_config(config)
-        if self.n_modes & (self.n_modes - 1):
-            raise BadInput(f"calibrate-tm: n_modes={self.n_modes} must be a power of two")
+        n = self.modes(config.bench.layout)
+        if n < 4 or n & (n - 1):
+            raise BadInput(f"calibrate-tm: n_modes={n} must be a power of two, at least 4")
         try:
-            group_blocks(self._macropixels(config.bench.layout), self.n_modes)
+            group_blocks(self._macropixels(config.bench.layout), n)
         except ValueError as exc:
             raise BadInput(f"calibrate-tm: {exc}") from None
 
     def execute(self) -> None:
         bench = make_bench(self.station)
-        n = self.n_modes
+        n = self.modes(self.station.bench.layout)
+        if not self.n_modes:
+            self.log.info("n_modes=0: the full basis of %s macropixels, %d modes",
+                          "x".join(map(str, bench.macropixels)), n)  # fmt: skip
         groups = group_blocks(bench.macropixels, n)
         rng = np.random.default_rng(self.seed)
         camera_cal = self.registry.latest("camera")
@@ -168,7 +187,7 @@ class CalibrateTM(LabProcedure):
         """Predict held-out speckle from the TM and the reference-only intensity ``s2``."""
         if not self.n_holdout:
             return {}
-        test = rng.uniform(0, 2 * np.pi, size=(self.n_holdout, self.n_modes))
+        test = rng.uniform(0, 2 * np.pi, size=(self.n_holdout, int(groups.max()) + 1))
         measured = bench.acquire(test[:, groups])
         self.progress(1, 1)
         # Where the reference is dark, tm = conj(s)·T carries no usable phase: skip those.
@@ -181,7 +200,7 @@ class CalibrateTM(LabProcedure):
 
     def _against_truth(self, bench, tm, groups, truth) -> dict[str, float]:
         true_tm = np.asarray(truth["tm"])  # [pixels, macropixels]
-        onehot = np.zeros((groups.size, self.n_modes))
+        onehot = np.zeros((groups.size, int(groups.max()) + 1))
         onehot[np.arange(groups.size), groups.reshape(-1)] = 1.0
         x, y, w, h = bench.camera.roi
         tx, ty, tw, th = truth.get("pixel_roi", (x, y, w, h))

@@ -46,3 +46,24 @@ def test_phase_conjugation_reaches_the_phase_only_theory_on_average():
         mean_speckle = np.sum(np.abs(t[3]) ** 2)  # <|Σ t e^{iφ}|²> over random φ
         ratios.append(focus / mean_speckle / theory_enhancement(n))
     assert np.mean(ratios) == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_default_tm_basis_is_one_mode_per_macropixel_where_a_power_of_two_allows():
+    from labpnn.procedures.calibration.optical_common import full_basis_modes, group_blocks
+
+    assert full_basis_modes((16, 16)) == 256 and full_basis_modes((32, 32)) == 1024
+    assert full_basis_modes((4, 8)) == 32
+    # 20x20: 400, 100 and 25 blocks are not powers of two; 4x4 blocks of 5x5 are
+    assert full_basis_modes((20, 20)) == 16
+    assert group_blocks((20, 20), 16).max() == 15
+    with pytest.raises(ValueError, match="no power-of-two number of square blocks"):
+        full_basis_modes((3, 3))
+
+
+@pytest.mark.parametrize("station, modes", [("optical-sim", 256), ("optical-control-sim", 1024)])
+def test_calibrate_tm_estimates_the_full_basis_of_the_station_by_default(
+    labpnn, lab_dirs, station, modes
+):
+    res = labpnn("run", "calibrate-tm", "--station", station, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert f"about {4 * modes + 8 + 17} hardware queries" in res.stdout + res.stderr
