@@ -204,8 +204,10 @@ def load_twin(
             continue
         if bool(meta.get("standardised")) != bool(standardise):
             continue
-        if meta.get("input_code") is not None and meta["input_code"] != _input_code(layer):
-            continue  # fitted on another encoding of the inputs (the layout changed since)
+        if meta.get("input_code") != _input_code(layer):
+            # fitted on another encoding of the inputs (the layout changed since), or on the
+            # raw inputs of a coded bench (registered before twins were fitted on the code)
+            continue
         arrays = cal.arrays()
         twin = blank_twin(meta)
         state = {k.removeprefix("twin."): torch.from_numpy(v) for k, v in arrays.items()

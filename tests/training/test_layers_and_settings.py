@@ -277,6 +277,27 @@ def test_a_twin_of_a_coded_bench_fits_on_its_code_far_better_than_on_the_raw_inp
     assert error.sqrt() < 0.3
 
 
+def test_a_coded_bench_reuses_only_a_twin_registered_with_its_code():
+    from types import SimpleNamespace
+
+    from labpnn.procedures.training.twin import load_twin
+
+    def registered(meta):
+        twin = DigitalTwin(8 if meta.get("input_code") else 4, 6, (8,))
+        arrays = {f"twin.{k}": v.numpy() for k, v in twin.state_dict().items()}
+        base = {"n_in": 4, "n_out": 6, "hidden": [8], "standardised": False}
+        return SimpleNamespace(metrics={**base, **meta}, expired=False, arrays=lambda: arrays,
+                               id=1, run_file="", age_s=0.0)  # fmt: skip
+
+    layer = LabLayer(_CodedCavity())
+    raw = registered({"input_period": None})  # fitted on the raw inputs (before the code)
+    other = registered({"input_code": [[0], [1]]})  # another layout's code
+    assert load_twin(SimpleNamespace(history=lambda kind: [raw, other]), layer, False) is None
+    coded = registered({"input_code": [[0, 0], [1, 0], [0, 1], [1, 1]]})
+    found = load_twin(SimpleNamespace(history=lambda kind: [coded, raw]), layer, False)
+    assert found is not None and isinstance(found[0], FeatureTwin)
+
+
 def test_pat_standardises_in_the_trainer_where_the_bench_layer_does_not():
     config = StationConfig.load("microwave-sim", ["bench.simulation.transport=direct"])
     for standardise, in_trainer in (("auto", True), ("on", False)):  # microwave: auto is off
