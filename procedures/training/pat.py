@@ -103,10 +103,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             n_classes=task.n_classes,
             lr=float(self.setting("lr")),
             batch_size=self.batch,
-            # The bench layer standardises on random probes (LabLayer) where the bench's
-            # default says so; elsewhere (microwave) the trainer must, or raw |S21| of a few
-            # hundredths leaves the readout at chance.
-            standardise=not self.standardised,
+            standardise=self.trainer_standardises(resume_meta),
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )
@@ -121,6 +118,18 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
                 twin=True,
             )
         return trainer
+
+    def trainer_standardises(self, resume_meta: dict | None) -> bool:
+        """Whether the trainer standardises the physical outputs.
+
+        The bench layer standardises on random probes (LabLayer) where the bench's default
+        says so; elsewhere (microwave) the trainer must, or raw |S21| of a few hundredths
+        leaves the readout at chance. A resume builds the trainer as its checkpoint was
+        (those from before the trainer standardised here trained without it).
+        """
+        if resume_meta is not None:
+            return bool(resume_meta["trainer"].get("config", {}).get("standardise", False))
+        return not self.standardised
 
     def checkpoint_extra(self) -> dict:
         return {"twin": self.twin_meta}

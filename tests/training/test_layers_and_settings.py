@@ -313,5 +313,12 @@ def test_pat_standardises_in_the_trainer_where_the_bench_layer_does_not():
             task, _ = fit_task(load_task("vowels", 0, ""), 20, 1.0)
             trainer = procedure.build(task, None)
             assert bool(trainer.network.standardisers) is in_trainer
+            # a resume builds the trainer as its checkpoint says, e.g. one from before this
+            # standardised in the trainer
+            for saved in (False, True):
+                resume_meta = {"trainer": {"config": {"standardise": saved}}}
+                resumed = procedure.build(task, resume_meta)
+                assert bool(resumed.network.standardisers) is saved
+            assert not procedure.build(task, {"trainer": {"config": {}}}).network.standardisers
         finally:
             procedure.station.close()
