@@ -48,8 +48,8 @@ __all__ = [
     "PhaseInputs",
     "phase_features",
     "probe_inputs",
-    "twin_inputs",
-    "twin_inputs_from",
+    "input_representation",
+    "input_representation_from",
 ]
 
 
@@ -258,7 +258,7 @@ class PhaseInputs:
     def features(self, x: Tensor) -> Tensor:
         return phase_features(x, self.period)
 
-    def inputs(self, features: Tensor) -> Tensor:
+    def from_features(self, features: Tensor) -> Tensor:
         half = features.shape[1] // 2
         angle = torch.atan2(features[:, half:], features[:, :half])
         return torch.remainder(angle * (self.period / (2 * math.pi)), self.period)
@@ -278,9 +278,10 @@ class CodeInputs:
     ``[0, 1]`` (``L`` levels; inputs outside saturate). The response of a chaotic cavity to
     its bits is a poor function of the level number (binary codes flip bits back and forth
     as the level rises), so the twin is fitted on the code itself: about half the error of a
-    twin of the raw inputs on the microwave bench. For a gradient, an input between two level
-    centres is seen as the mix of their codes (linear in the input), so the twin says what
-    moving towards the next level does; at a level centre it is exactly that level's code.
+    twin of the raw inputs on the microwave bench. Its features are the code the bench
+    writes; their gradient is that of the codes mixed linearly between neighbouring level
+    centres, so the twin says what moving towards the next level does (straight through:
+    in-silico training never sees a code the bench cannot write).
     """
 
     def __init__(self, code: Any) -> None:
@@ -295,17 +296,17 @@ class CodeInputs:
         return n_in * self.bits
 
     def features(self, x: Tensor) -> Tensor:
-        # Level-centre coordinates. Below the first centre and above the last the value is the
-        # end code, as on the bench, but the gradient is the end segment's, so an input there
-        # can still move inwards; beyond [0, 1] the bench saturates, and so does the gradient.
-        u = x.clamp(0.0, 1.0) * self.levels - 0.5
+        x = x.clamp(0.0, 1.0)  # the bench saturates beyond [0, 1], and so does the gradient
+        written = self.code[(x.detach() * self.levels).floor().clamp(max=self.levels - 1).long()]
+        # Level-centre coordinates; below the first centre and above the last the end
+        # segment's slope, so an input there can still move inwards.
+        u = x * self.levels - 0.5
         lower = u.detach().floor().clamp(0, self.levels - 2).long()
-        t = u - lower
-        t = (t.detach().clamp(0.0, 1.0) + (t - t.detach())).unsqueeze(-1)
+        t = (u - lower).unsqueeze(-1)
         mixed = self.code[lower] * (1 - t) + self.code[lower + 1] * t
-        return mixed.reshape(x.shape[0], -1)
+        return (written + (mixed - mixed.detach())).reshape(x.shape[0], -1)
 
-    def inputs(self, features: Tensor) -> Tensor:
+    def from_features(self, features: Tensor) -> Tensor:
         """Each feature group's nearest code, as the centre of its level."""
         groups = features.reshape(features.shape[0], -1, 1, self.bits)
         level = (groups - self.code).pow(2).sum(dim=-1).argmin(dim=-1)
@@ -320,10 +321,10 @@ class CodeInputs:
         return {"input_code": self.code.int().tolist()}
 
 
-TwinInputs = PhaseInputs | CodeInputs
+InputRepresentation = PhaseInputs | CodeInputs
 
 
-def twin_inputs(layer: Any, period: float | None = None) -> TwinInputs | None:
+def input_representation(layer: Any, period: float | None = None) -> InputRepresentation | None:
     """How a twin should see ``layer``'s inputs: as phases (``period``), as the code the bench
     writes (a bench with an ``input_code``), or raw (None)."""
     if period:
@@ -336,7 +337,7 @@ def twin_inputs(layer: Any, period: float | None = None) -> TwinInputs | None:
     return None
 
 
-def twin_inputs_from(meta: dict) -> TwinInputs | None:
+def input_representation_from(meta: dict) -> InputRepresentation | None:
     """The input representation a registered twin's description (:meth:`describe`) names."""
     if meta.get("input_period"):
         return PhaseInputs(float(meta["input_period"]))
@@ -349,12 +350,12 @@ class FeatureLayer(_Wrapper):
     """A bench seen through a twin's input features, for fitting the twin: it takes features,
     recovers the inputs and measures them."""
 
-    def __init__(self, layer: Any, inputs: TwinInputs) -> None:
-        self.layer, self.representation = layer, inputs
-        self.n_in, self.n_out = inputs.width(int(layer.n_in)), int(layer.n_out)
+    def __init__(self, layer: Any, representation: InputRepresentation) -> None:
+        self.layer, self.representation = layer, representation
+        self.n_in, self.n_out = representation.width(int(layer.n_in)), int(layer.n_out)
 
     def __call__(self, features: Tensor) -> Tensor:
-        return self.layer(self.representation.inputs(features))
+        return self.layer(self.representation.from_features(features))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         return self.representation.sample(n, int(self.layer.n_in), generator)
@@ -366,10 +367,10 @@ class FeatureTwin(nn.Module):
     Keeps the wrapped twin's ``report`` and ``flops_per_sample`` so trainers book its costs.
     """
 
-    def __init__(self, twin: nn.Module, inputs: TwinInputs) -> None:
+    def __init__(self, twin: nn.Module, representation: InputRepresentation) -> None:
         super().__init__()
         self.twin = twin
-        self.representation = inputs
+        self.representation = representation
 
     def forward(self, x: Tensor) -> Tensor:
         return self.twin(self.representation.features(x))

@@ -30,8 +30,8 @@ from labpnn.procedures.training.layers import (
     FeatureLayer,
     FeatureTwin,
     LabLayer,
-    twin_inputs,
-    twin_inputs_from,
+    input_representation,
+    input_representation_from,
 )
 
 __all__ = [
@@ -65,7 +65,7 @@ class TwinParameters:
 
 def blank_twin(meta: dict) -> torch.nn.Module:
     """An unfitted twin of the shape ``meta`` describes (to load fitted tensors into)."""
-    inputs = twin_inputs_from(meta)
+    inputs = input_representation_from(meta)
     n_in = int(meta["n_in"])
     twin: torch.nn.Module = DigitalTwin(
         inputs.width(n_in) if inputs else n_in,
@@ -88,7 +88,7 @@ def fit_bench_twin(
 
     On benches whose inputs are periodic (SLM phases) the twin is fitted on ``[cos, sin]`` of the
     inputs' angles, on benches that write inputs as a code (metasurface bits) on the code, and
-    wrapped in a :class:`FeatureTwin` (see :func:`twin_inputs`). Returns the twin and the JSON description
+    wrapped in a :class:`FeatureTwin` (see :func:`input_representation`). Returns the twin and the JSON description
     that :func:`blank_twin` and the registry use. The twin's ``report`` counts the
     standardisation probes as well as the measured pairs.
     """
@@ -100,7 +100,7 @@ def fit_bench_twin(
         procedure.bench_kind, procedure.twin_samples, list(hidden),
     )  # fmt: skip
     start = time.perf_counter()
-    inputs = twin_inputs(layer, defaults.input_period)
+    inputs = input_representation(layer, defaults.input_period)
     measured = FeatureLayer(layer, inputs) if inputs else layer
     # The twin models the bench as standardised on the probes: a running centre (recentre)
     # would follow the twin data's own distribution while the pairs are measured.
@@ -224,7 +224,7 @@ def load_twin(
 
 
 def _input_code(layer: LabLayer) -> list | None:
-    inputs = twin_inputs(layer)
+    inputs = input_representation(layer)
     return inputs.describe().get("input_code") if inputs else None
 
 

@@ -37,7 +37,7 @@ def _documented_settings() -> list[tuple[str, str, str]]:
         for name, rest in _COMMAND.findall(path.read_text()):
             if name not in PROCEDURES:
                 continue
-            for key in re.findall(r"--set ([A-Za-z_]+)=", rest):
+            for key in re.findall(r"--set ([A-Za-z_][A-Za-z0-9_]*)=", rest):
                 found.append((str(path.relative_to(REPO)), name, key))
     return found
 
