@@ -31,7 +31,7 @@ from labpnn.control.loop import ControlLoop, LoopConfig, QueryBudgetExceeded
 from labpnn.control.targets import digit_targets, random_shape_targets
 from labpnn.errors import BadInput
 from labpnn.procedure import FloatParameter, IntegerParameter, ListParameter
-from labpnn.procedures.control.common import ControlProcedure, _station_layout
+from labpnn.procedures.control.common import BASELINE_PATTERNS, ControlProcedure, _station_layout
 
 CHECKPOINT_FORMAT = "labpnn-control-loop/1"
 TIMING_DOCS: dict[str, tuple[str, str]] = {
@@ -165,7 +165,7 @@ class LearnedControlProcedure(ControlProcedure):
             with self._timed(0):
                 info = loop.start(measure, self._stage_progress(0, total))
             # the first probes are random patterns already measured: the chance level is free
-            probes = loop.images[: len(self.random_patterns(bench.n_in, len(targets)))]
+            probes = loop.images[: min(len(targets), BASELINE_PATTERNS)]
             self.record_baseline(probes, targets.reshape(len(targets), -1), 0)
             self.log.info("round 0: %s", _fmt(info))
             self._checkpoint(loop, bench)

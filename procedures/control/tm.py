@@ -104,11 +104,10 @@ class ControlTM(ControlProcedure):
         if warn:
             hint = ""
             if tm.shape[1] < groups.size:
-                more = groups.size if groups.size & (groups.size - 1) == 0 else "<larger>"
                 hint = (
                     f" (the TM has {tm.shape[1]} modes, so the {groups.size} macropixels move "
                     f"in blocks; `labpnn run calibrate-tm --station {self.station.name} --set "
-                    f"n_modes={more}` controls more of them)"
+                    "n_modes=0` calibrates the full basis)"
                 )
             self.record_dof(tm.shape[1], self.bench.n_out, hint)
 
