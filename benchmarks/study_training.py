@@ -255,9 +255,9 @@ def _fit_twin(layer: Any, n_in: int, samples: int, epochs: int, seed: int, hidde
     import torch
 
     from labpnn.learning import fit_twin
-    from labpnn.procedures.training.layers import FeatureLayer, FeatureTwin, PhaseInputs
+    from labpnn.procedures.training.layers import FeatureLayer, FeatureTwin, input_representation
 
-    inputs = PhaseInputs(period) if period else None
+    inputs = input_representation(layer, period)  # as fit-twin sees the bench
     measured = FeatureLayer(layer, inputs) if inputs else layer
     sampler = measured.sample if inputs else (lambda n, g: torch.rand(n, n_in, generator=g))
     twin = fit_twin(measured, samples, sampler, hidden=hidden, epochs=epochs,
