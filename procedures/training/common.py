@@ -120,7 +120,8 @@ BENCH_DEFAULTS: dict[str, BenchDefaults] = {
         probe=(0.0, 1.0),
         per_procedure={
             "phyll": {"epochs": 100, "lr": 2.5e-4, "batch_size": 0, "inner_steps": 10},
-            # lr 3e-3 ended at 0.37 and 0.46 test accuracy (seeds 0, 1, vowels), 1e-3 at 0.54, 0.65
+            # lr 3e-3 ended at 0.37 and 0.46 test accuracy (seeds 0, 1, vowels), 1e-3 at 0.54, 0.65;
+            # with the final twin, 1e-3 gave 0.505 ± 0.086 over seeds 0-3 (docs/training.md)
             "pat": {"epochs": 100, "lr": 1e-3, "batch_size": 32},
         },
     ),
