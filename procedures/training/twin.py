@@ -86,9 +86,9 @@ def fit_bench_twin(
 ) -> tuple[torch.nn.Module, dict]:
     """Measure ``twin_samples`` random inputs through ``layer`` and fit a twin to them.
 
-    On benches whose inputs are periodic (SLM phases) the twin is fitted on ``[cos, sin]`` of the
-    inputs' angles, on benches that write inputs as a code (metasurface bits) on the code, and
-    wrapped in a :class:`FeatureTwin` (see :func:`input_representation`). Returns the twin and the JSON description
+    The twin sees the inputs as :func:`input_representation` says: ``[cos, sin]`` of periodic
+    inputs (SLM phases), the code a bench writes (metasurface bits), or as they are; the first
+    two are wrapped in a :class:`FeatureTwin`. Returns the twin and the JSON description
     that :func:`blank_twin` and the registry use. The twin's ``report`` counts the
     standardisation probes as well as the measured pairs.
     """
@@ -132,8 +132,7 @@ def fit_bench_twin(
         "n_in": layer.n_in,
         "n_out": layer.n_out,
         "hidden": list(hidden),
-        "input_period": defaults.input_period,
-        **(inputs.describe() if inputs else {}),
+        **(inputs.describe() if inputs else {}),  # input_period or input_code
         "probe": [low, high],
         "standardised": layer.standardised,
         "bench": procedure.bench_kind,
@@ -196,6 +195,8 @@ def load_twin(
     asked. Its ``report`` is the fitting cost, so trainers count that data (S8). The
     description holds the registry entry itself under ``calibration`` (not JSON: take it out).
     """
+    inputs = input_representation(layer)
+    code = inputs.describe().get("input_code") if inputs else None
     for cal in reversed(registry.history(TWIN_KIND)):
         meta = cal.metrics
         if cal.expired:
@@ -204,7 +205,7 @@ def load_twin(
             continue
         if bool(meta.get("standardised")) != bool(standardise):
             continue
-        if meta.get("input_code") != _input_code(layer):
+        if meta.get("input_code") != code:
             # fitted on another encoding of the inputs (the layout changed since), or on the
             # raw inputs of a coded bench (registered before twins were fitted on the code)
             continue
@@ -221,11 +222,6 @@ def load_twin(
         described = {"registry_id": cal.id, "run_file": cal.run_file, "age_s": cal.age_s}
         return twin, {**meta, **described, "calibration": cal}
     return None
-
-
-def _input_code(layer: LabLayer) -> list | None:
-    inputs = input_representation(layer)
-    return inputs.describe().get("input_code") if inputs else None
 
 
 def _core(twin: torch.nn.Module) -> torch.nn.Module:
