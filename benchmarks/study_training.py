@@ -350,11 +350,13 @@ def speckle_correlation(overrides: list[str], lag_s: float, seed: int, n: int = 
 
 def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
               halvings: tuple = (1,), batch_size: int = 16, pretrain_epochs: int = 10,
-              skip: bool = False) -> dict:  # fmt: skip
+              skip: bool = False, reference_border: int | None = None) -> dict:  # fmt: skip
     """S9 on the small optical bench: deployed models under a drifting medium.
 
     PhyLL (no skip by default, so every feature crosses the medium; ``skip=True`` for the
-    exploration in docs/training.md) is trained on the bench with a static medium; an in-silico model is trained on a twin fitted on that bench. Then the medium
+    exploration in docs/training.md; ``reference_border`` overrides the bench layout's, for
+    the same page's study of the static reference) is trained on the bench with a static
+    medium; an in-silico model is trained on a twin fitted on that bench. Then the medium
     drifts, starting from the same medium: one copy of PhyLL keeps training online, with and
     without re-centring the bench's outputs as it measures (``LabLayer(recentre=True)``); frozen
     copies keep their weights. One epoch of drift time is one online cycle (a training epoch
@@ -372,7 +374,10 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     from labpnn.procedures.training.layers import LabLayer
 
     # only the medium drifts: the signal/reference phase walk is another experiment
-    still = [*SMALL_OPTICAL, "bench.simulation.global_phase_drift_per_s=0"]
+    layout = (
+        [] if reference_border is None else [f"bench.layout.reference_border={reference_border}"]
+    )
+    still = [*SMALL_OPTICAL, *layout, "bench.simulation.global_phase_drift_per_s=0"]
     quiet = [*still, "bench.simulation.drift_per_s=0"]
     ds, _ = task("vowels", seed, 20, 0.5)
 
