@@ -158,6 +158,9 @@ class ActorModelControl(ActorControlLoop):
     """The actor/model controller; see the module docstring and :class:`ControlLoop`."""
 
     method = "actor-model"
+    stages = (
+        "model: spectral start", "model: phase retrieval", "model: fine-tuning", "actor: training",
+    )  # fmt: skip
 
     def build(self) -> None:
         self.model = SpeckleModel(self.n_macropixels, self.n_pixels)

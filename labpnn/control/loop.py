@@ -28,10 +28,33 @@ import torch
 from labpnn.control.metrics import pearson_fidelity, summarize
 from labpnn.control.speckle_model import code_phases, phase_codes
 
-__all__ = ["LoopConfig", "ControlLoop", "QueryBudgetExceeded", "Measure", "Progress"]
+__all__ = [
+    "LoopConfig", "ControlLoop", "QueryBudgetExceeded", "Measure", "Progress", "round_progress",
+]  # fmt: skip
 
 Measure = Callable[[np.ndarray], np.ndarray]
 Progress = Callable[[str, float, float], None]
+
+
+def round_progress(stages: tuple[str, ...], report: Callable[[str, float], None]) -> Progress:
+    """A :data:`Progress` that folds each stage's own ``i / n`` into one fraction of the round.
+
+    The model fit and the actor training each count from 0 to their own total, so a bar fed
+    their raw fractions ran from 0 to full and back once per stage. Here the ``stages`` (in
+    the order one round reports them) share the round equally; ``report(stage, fraction)``
+    gets a fraction in 0..1 that never goes down. A stage a round skips (the spectral start
+    after the first fit) moves the bar on; one not listed holds it where it is.
+    """
+    reached = 0.0
+
+    def progress(stage: str, i: float, n: float) -> None:
+        nonlocal reached
+        if stage in stages:
+            done = stages.index(stage) + min(1.0, max(0.0, i / max(n, 1)))
+            reached = max(reached, done / len(stages))
+        report(stage, reached)
+
+    return progress
 
 
 class QueryBudgetExceeded(RuntimeError):
@@ -68,6 +91,8 @@ class ControlLoop:
     """Measured pairs, query budget, generators, history and checkpoints (see module doc)."""
 
     method = "loop"
+    # The progress stages of one round, in order (see :func:`round_progress`).
+    stages: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -152,6 +152,7 @@ class VAEControl(ActorControlLoop):
 
     method = "vae"
     state_name = "vae"
+    stages = ("model: spectral start", "model: phase retrieval", "VAE: training", "actor: training")
 
     def __init__(
         self,

@@ -247,10 +247,13 @@ class LearnedControlProcedure(ControlProcedure):
     _timing_described = False
 
     def _stage_progress(self, done: float, total: float):
-        def report(stage: str, i: float, n: float) -> None:
-            self.set_progress(done + min(1.0, i / max(n, 1)) * 0.999, total, stage=stage)
+        """Round ``done``'s stages as one bar that only moves forward (``round_progress``)."""
+        from labpnn.control.loop import round_progress
 
-        return report
+        def report(stage: str, fraction: float) -> None:
+            self.set_progress(done + fraction * 0.999, total, stage=stage)
+
+        return round_progress(self.loop.stages, report)
 
     def _checkpoint(self, loop: ControlLoop, bench: Any) -> None:
         from labpnn.learning.checkpoint import split_state

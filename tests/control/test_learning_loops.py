@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from labpnn.control.actor_model import ActorModelControl
-from labpnn.control.loop import LoopConfig, QueryBudgetExceeded
+from labpnn.control.loop import LoopConfig, QueryBudgetExceeded, round_progress
 from labpnn.control.metrics import pearson_fidelity
 from labpnn.control.speckle_model import SpeckleModel, code_phases
 from labpnn.control.vae import VAEControl
@@ -39,6 +39,30 @@ def small_config(**changes):
 
 def toy(seed=1, **kw):
     return ToySpeckleBench(n_macropixels=N, shape=SHAPE, seed=seed, reference_power=0.1, **kw)
+
+
+def round_recorder(loop):
+    """A progress callback for one round, and what it reported: (stage, fraction) pairs."""
+    seen = []
+    return round_progress(loop.stages, lambda stage, f: seen.append((stage, f))), seen
+
+
+def assert_one_forward_bar(loop, seen):
+    """Every stage the loop reports is declared, and the round's bar runs 0 → 1 forward."""
+    assert {stage for stage, _ in seen} <= set(loop.stages), seen
+    fractions = [f for _, f in seen]
+    assert min(np.diff(fractions)) >= 0 and fractions[-1] == 1.0, fractions
+
+
+def test_round_progress_shares_the_round_between_stages_and_never_goes_back():
+    seen = []
+    progress = round_progress(("fit", "train"), lambda stage, f: seen.append(f))
+    progress("fit", 1, 2)
+    progress("train", 1, 4)
+    progress("fit", 2, 2)  # a late report of an earlier stage holds the bar
+    progress("measuring", 0, 0)  # so does one the loop does not declare
+    progress("train", 4, 4)
+    assert seen == [0.25, 0.625, 0.625, 0.625, 1.0]
 
 
 def test_the_model_network_learns_the_speckle_from_intensities_only():
@@ -83,7 +107,9 @@ def test_the_query_budget_is_never_exceeded(small_digits):
     train, test = small_digits
     bench = toy()
     loop = ActorModelControl(N, SHAPE, train, small_config(max_queries=6 * N + 50))
-    loop.start(bench.measure)
+    progress, seen = round_recorder(loop)
+    loop.start(bench.measure, progress)
+    assert_one_forward_bar(loop, seen)
     with pytest.raises(QueryBudgetExceeded, match="budget"):
         loop.evaluate(bench.measure, test[:40] if len(test) > 50 else np.tile(test, (2, 1)))
     info = loop.step(bench.measure, reserve=0)
@@ -120,11 +146,15 @@ def test_the_vae_loop_does_not_lose_fidelity_across_iterations(small_digits):
     train, test = small_digits
     bench = toy()
     loop = VAEControl(N, SHAPE, train, small_config(), latent_size=128, vae_epochs=2)
-    loop.start(bench.measure)
+    progress, seen = round_recorder(loop)
+    loop.start(bench.measure, progress)
+    assert_one_forward_bar(loop, seen)
     scores = []
     for _ in range(2):
         scores.append(loop.evaluate(bench.measure, test)[2].mean())
-        loop.step(bench.measure)
+        progress, seen = round_recorder(loop)
+        loop.step(bench.measure, progress)
+        assert_one_forward_bar(loop, seen)
     scores.append(loop.evaluate(bench.measure, test)[2].mean())
     assert scores[0] >= 0.85
     assert min(np.diff(scores)) > -0.01, scores
