@@ -302,7 +302,10 @@ def _fmt(info: dict[str, Any]) -> str:
 
 
 class ControlActor(LearnedControlProcedure):
-    """Actor/model networks (Rahmani et al. 2020); see the module docstring."""
+    """Project target images with an actor network trained through a learned forward model.
+
+    Rahmani et al. (2020); camera intensities only, no TM. See the module docstring.
+    """
 
     name = "control-actor"
     controller = ActorModelControl

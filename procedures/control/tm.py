@@ -46,7 +46,10 @@ def pooling_matrix(shape: tuple[int, int], pool_spec: tuple[int, int, int]) -> n
 
 
 class ControlTM(ControlProcedure):
-    """Phase retrieval through the calibrated TM; see the module docstring."""
+    """Project target images by phase retrieval through the latest calibrated TM.
+
+    The full-TM baseline for the learned controllers; see the module docstring.
+    """
 
     name = "control-tm"
     watchdog_s = 600.0

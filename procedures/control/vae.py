@@ -17,7 +17,10 @@ from labpnn.procedures.control.actor import LearnedControlProcedure
 
 
 class ControlVAE(LearnedControlProcedure):
-    """The variational controller; see the module docstring."""
+    """Project target images with an actor network trained through a VAE forward model.
+
+    Rahmani, Psaltis and Moser (2021); camera intensities only. See the module docstring.
+    """
 
     name = "control-vae"
     controller = VAEControl
