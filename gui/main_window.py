@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
         c.frame.connect(lambda name, a, h: self.curves.add_camera_frame(h))
         c.slm.connect(lambda a, h: self.slm.show_pattern(a, h))
         c.trace.connect(lambda name, a, h: self._show_run_trace(name, a, h))
-        c.columns.connect(self.curves.set_columns)
+        c.columns.connect(lambda columns, units: self.curves.set_columns(columns, units=units))
         self.browser.rerun_requested.connect(self._load_parameters)
 
     # -- messages ---------------------------------------------------------------------------

@@ -256,7 +256,8 @@ class RunBrowser(QWidget):
         self.curves.clear()
         for n, info in enumerate(infos):
             label = f"{n + 1}" if len(infos) > 1 else ""
-            self.curves.set_columns(info.columns, run=label, dashed=n == 1, colour_offset=3 * n)
+            self.curves.set_columns(info.columns, run=label, dashed=n == 1, colour_offset=3 * n,
+                                    units=info.units)  # fmt: skip
         self._show_details(infos)
         first = infos[0] if infos else None
         self.log.setPlainText(

@@ -34,7 +34,7 @@ class RunController(QObject):
     trace = pyqtSignal(str, object, dict)
     slm = pyqtSignal(object, dict)
     row = pyqtSignal(str, dict)
-    columns = pyqtSignal(dict)
+    columns = pyqtSignal(dict, dict)  # as RunFileWatcher.columns: rows, units
 
     def __init__(self, queue: RunQueue, parent: QObject | None = None):
         super().__init__(parent)

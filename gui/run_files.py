@@ -43,6 +43,20 @@ def read_columns(f: Any, since: dict[str, int] | None = None) -> dict[str, np.nd
     return out
 
 
+def read_column_units(f: Any, known: dict[str, str] | None = None) -> dict[str, str]:
+    """``{column: units}`` of the ``/results`` columns that declare them (``describe``).
+
+    Names already in ``known`` are not read again: a column's units never change.
+    """
+    out = dict(known or {})
+    if "results" not in f:
+        return out
+    for name, ds in f["results"].items():
+        if name not in out and "units" in ds.attrs:
+            out[name] = str(attr_value(ds.attrs["units"]))
+    return out
+
+
 @dataclass
 class RunInfo:
     """What the browser shows of one run file."""
@@ -52,6 +66,7 @@ class RunInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     safe_state: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # of the columns that declare them
     frames: dict[str, tuple[int, ...]] = field(default_factory=dict)
     traces: dict[str, tuple[int, ...]] = field(default_factory=dict)
     log: list[tuple[float, str, str]] = field(default_factory=list)
@@ -97,6 +112,7 @@ def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -
                         target[name] = tuple(f[group][name].shape)
             if columns:
                 info.columns = read_columns(f)
+                info.units = read_column_units(f)
             if log and "log" in f:
                 rows = f["log"][-500:]
                 info.log = [

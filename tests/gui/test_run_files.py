@@ -16,6 +16,8 @@ WRITER = textwrap.dedent("""
     w = RunWriter(sys.argv[1], {"procedure": "stress", "parameters": {"n": 1}})
     for i in range(120):
         w.append_row(step=i, loss=1.0 / (i + 1))
+        if i == 0:
+            w.describe({"results/loss": {"units": "1", "description": "a loss"}})
         if i % 6 == 0:  # a new stream and a summary: structural changes (close + reopen)
             w.append_frame(f"cam{i}", np.zeros((8, 8), np.uint16))
             w.set_summary(i=i)
@@ -40,5 +42,25 @@ def test_polling_a_file_while_its_writer_restructures_it_never_breaks_the_writer
     final = read_info(path)
     assert final.status == "completed"
     assert len(final.columns["loss"]) == 120
+    assert final.units == {"loss": "1"}  # step declared none
     assert final.safe_state["all_safe"]
     assert find_run_files(tmp_path) == [path]
+
+
+def test_the_watcher_hands_on_units_that_arrive_after_a_columns_first_rows(qtbot, tmp_path):
+    from labpnn.gui.run_watcher import RunFileWatcher
+    from labpnn.storage import RunWriter
+
+    path = tmp_path / "run.h5"
+    writer = RunWriter(path, {"procedure": "t", "parameters": {}})
+    writer.append_row(iteration=0, psnr_db=25.0)
+    watcher = RunFileWatcher(interval_ms=10_000)
+    seen = []
+    watcher.columns.connect(lambda columns, units: seen.append((set(columns), units)))
+    watcher.follow(str(path))
+    writer.describe({"results/psnr_db": {"units": "dB"}})
+    watcher.refresh()  # no new rows, but new units: handed on
+    writer.finish("completed")
+    watcher.stop()
+    assert seen[0] == ({"iteration", "psnr_db"}, {})
+    assert seen[-1] == ({"iteration", "psnr_db"}, {"psnr_db": "dB"})
