@@ -161,6 +161,7 @@ class Publisher:
         self.full_scale: dict[str, float | None] = {}
         self.trace_axes: dict[str, tuple[list[float], str]] = {}
         self.camera: Any = None
+        self.records_frames = False  # the run has recorded a frame (see camera_read)
         self.sent = 0
         self.dropped = 0
         self.closed = False
@@ -193,6 +194,7 @@ class Publisher:
             values = {k: _plain(v) for k, v in dict(payload).items()}
             self.send({"type": "row", "name": name, "values": values})
         elif kind == "frame":
+            self.records_frames = True
             if self._due(("frame", name)):
                 self.send_frame(name, payload)
         elif kind == "trace_axis":
@@ -232,6 +234,16 @@ class Publisher:
             "saturated": saturated,
         }
         self.send(header, thumb)
+
+    def camera_read(self, frame: Any) -> None:
+        """Hook for the camera driver's frames: the live view even of runs that record none.
+
+        Silent once the run records frames itself: those are what it keeps (often pooled or
+        cropped), and the view must not flick between the two.
+        """
+        if not self.records_frames and self._due(("frame", "camera")):
+            with contextlib.suppress(Exception):
+                self.send_frame("camera", frame)
 
     def slm_presented(self, pattern: Any, *args: Any, **kwargs: Any) -> None:
         """Hook for the SLM driver's 'frame presented' event."""
@@ -295,6 +307,8 @@ def attach_publisher(writer: Any, station: Any, address: str, run_id: str) -> Pu
         publisher.camera = station["camera"] if "camera" in station else None
     writer.listeners.append(publisher)
     slm_hooked = _hook_slm(station, publisher)
+    if callable(getattr(publisher.camera, "add_frame_hook", None)):
+        publisher.camera.add_frame_hook(publisher.camera_read)
     attrs: dict[str, Any] = {}
     with contextlib.suppress(Exception):
         attrs = {k: writer.f.attrs[k] for k in ("procedure", "station") if k in writer.f.attrs}

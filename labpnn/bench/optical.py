@@ -88,6 +88,9 @@ class OpticalBench(BenchLayer):
         self.n_out = self.pooled_shape[0] * self.pooled_shape[1]
         if self.direct and station.world is None:
             raise ConfigError("optical bench: transport 'direct' needs a simulated station")
+        # What measure() saw of saturation (its features clip there): frames with a pixel at
+        # full scale, such pixels, and all frames measured (procedures warn from these).
+        self.saturated_frames = self.saturated_pixels = self.measured_frames = 0
 
     # -- geometry helpers for procedures ------------------------------------------------------
     @property
@@ -215,4 +218,9 @@ class OpticalBench(BenchLayer):
 
     def measure(self, x: np.ndarray) -> np.ndarray:
         phases = 2 * np.pi * np.asarray(x, dtype=np.float64).reshape(-1, *self.macropixels)
-        return self.decode(self._acquire(phases, 0.0, None), overwrite=True)
+        frames = self._acquire(phases, 0.0, None)
+        full = frames >= self.full_scale
+        self.saturated_pixels += int(np.count_nonzero(full))
+        self.saturated_frames += int(np.count_nonzero(full.any(axis=(1, 2))))
+        self.measured_frames += len(frames)
+        return self.decode(frames, overwrite=True)

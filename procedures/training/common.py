@@ -249,6 +249,11 @@ SUMMARY_DOCS: dict[str, tuple[str, str]] = {
     "train_accuracy": ("fraction 0..1", "train accuracy at that evaluation"),
     "best_test_accuracy": ("fraction 0..1", "best test accuracy of any evaluation"),
     "bad_eval_rows": ("count", "rows of that evaluation whose measurement was not finite"),
+    "saturated_frames": (
+        "count",
+        "camera frames (optical bench) with a pixel at full scale, whose features are clipped; "
+        "counted in this process (a resumed run counts from its resume)",
+    ),
     **{
         key: (units, text.replace(_CUMULATIVE, "total of the run"))
         for key, (units, text) in COLUMN_DOCS.items()
@@ -578,6 +583,7 @@ class TrainingProcedure(LabProcedure):
                     )  # fmt: skip
                 record.update(self.evaluation_extras(trainer, task))
                 record.update(trainer.costs.as_dict())
+            self._warn_saturation(epoch)
             wall_s = time.perf_counter() - start
             self._log_epoch(record, wall_s=wall_s)
             self._since_capture += wall_s
@@ -614,6 +620,27 @@ class TrainingProcedure(LabProcedure):
             if skipped:
                 info["skipped"] = skipped
             self.progress(epoch, epochs, **info)
+
+    def _bench(self) -> Any:
+        """The bench the run measures through (None for a digital run)."""
+        layer = getattr(self, "_layer", None)
+        return getattr(layer, "layer", None)
+
+    def _warn_saturation(self, epoch: int) -> None:
+        """Once, when the bench first reports saturated frames: their features are clipped."""
+        bench = self._bench()
+        if getattr(self, "_saturation_warned", False) or not getattr(bench, "saturated_frames", 0):
+            return
+        self._saturation_warned = True
+        pixels = bench.measured_frames * int(np.prod(bench.camera.roi[2:]))
+        exposure = float(bench.camera.exposure_s)
+        self.log.warning(
+            "epoch %d: %d of the %d camera frames so far had pixels at full scale (%.2g %% of "
+            "their pixels), whose features are clipped: lower the light or the exposure "
+            "(now %.3g s), e.g. --station-set instruments.camera.exposure_s=%.3g",
+            epoch, bench.saturated_frames, bench.measured_frames,
+            100.0 * bench.saturated_pixels / max(pixels, 1), exposure, exposure / 2,
+        )  # fmt: skip
 
     def _epoch_line(self, record: dict, epochs: int, skipped: int, n_batches: int) -> None:
         """Without a progress bar: one INFO line per evaluated epoch, rate-limited."""
@@ -703,6 +730,9 @@ class TrainingProcedure(LabProcedure):
             "epochs": int(getattr(self, "_logged_epoch", trainer.epoch)),
             "status": "completed" if final else (status or "running"),
         }
+        saturated = getattr(self._bench(), "saturated_frames", None)
+        if saturated is not None:
+            summary["saturated_frames"] = int(saturated)
         if evaluated:
             summary["test_accuracy"] = float(evaluated[-1]["test_accuracy"])
             summary["train_accuracy"] = float(evaluated[-1]["train_accuracy"])

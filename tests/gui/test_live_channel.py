@@ -37,6 +37,14 @@ class Camera12Bit:
     bits = 12
 
 
+class HookedCamera(Camera12Bit):
+    def __init__(self):
+        self.hooks = []
+
+    def add_frame_hook(self, hook):
+        self.hooks.append(hook)
+
+
 class Slm:
     def __init__(self):
         self.hooks = []
@@ -141,3 +149,25 @@ def test_pause_flag_holds_a_step_until_resumed():
     assert paused >= 0.3
     assert beats, "the watchdog was not fed while paused"
     assert live.hold_while_paused("r4", lambda: False) == 0.0
+
+
+def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
+    """Training records no frames, yet the operator wants to see the camera; a calibration
+    records (pooled) frames, and the raw ones must then stop, or the view flicks."""
+    server = live.LiveServer()
+    try:
+        camera, writer = HookedCamera(), FakeWriter()
+        publisher = live.attach_publisher(writer, FakeStation(camera=camera), server.address, "r4")
+        assert camera.hooks, "the publisher registered no frame hook"
+        camera.hooks[0](np.full((64, 64), 7, dtype=np.uint16))
+        got = drain_until(server, lambda m: any(x.type == "frame" for x in m))
+        msg = next(m for m in got if m.type == "frame")
+        assert msg.header["name"] == "camera" and msg.array.shape == (64, 64)
+        for listener in writer.listeners:
+            listener("frame", "camera", np.zeros((16, 16), dtype=np.uint16))
+        sent = publisher.sent
+        publisher._last.clear()  # no rate limit in the way
+        camera.hooks[0](np.full((64, 64), 7, dtype=np.uint16))
+        assert publisher.sent == sent
+    finally:
+        server.close()

@@ -258,3 +258,17 @@ def test_a_digital_only_dry_run_estimates_no_hardware(labpnn, lab_dirs):
     res = labpnn("run", "train-ff", "--set", "epochs=3", "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "about 0 hardware queries, about 0.0 s" in res.stdout
+
+
+@pytest.mark.parametrize("flux, saturates", [(2e7, True), (1e5, False)])
+def test_saturated_camera_frames_are_warned_of_and_counted(labpnn, direct_station, flux, saturates):
+    """Training records no frames, so clipped speckle would go unseen without this."""
+    station = direct_station("optical", light={"flux_e_per_s": flux})
+    small = ["bench.layout.macropixels=[4,5]", "bench.layout.camera_roi=[0,0,16,16]"]
+    res = labpnn("run", "train-phyll", "--station", station, *VOWELS,
+                 *[a for s in small for a in ("--station-set", s)],
+                 "--set", "epochs=1", "--set", "standardise_samples=16", "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = summary(run_path(res))
+    assert (got["saturated_frames"] > 0) == saturates, got
+    assert ("pixels at full scale" in res.stderr) == saturates, res.stderr
