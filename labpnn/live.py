@@ -161,7 +161,8 @@ class Publisher:
         self.full_scale: dict[str, float | None] = {}
         self.trace_axes: dict[str, tuple[list[float], str]] = {}
         self.camera: Any = None
-        self.records_frames = False  # the run has recorded a frame (see camera_read)
+        # the run has recorded a frame, a trace (see instrument_data)
+        self.records_frames = self.records_traces = False
         self.sent = 0
         self.dropped = 0
         self.closed = False
@@ -200,17 +201,21 @@ class Publisher:
         elif kind == "trace_axis":
             x, unit = payload
             self.trace_axes[name] = ([float(v) for v in x], str(unit))
-        elif kind == "trace" and self._due(("trace", name)):
-            trace = np.asarray(payload)
-            if np.iscomplexobj(trace):
-                trace = trace.astype(np.complex64)
-            elif trace.dtype.kind == "f":
-                trace = trace.astype(np.float32)
-            header: dict[str, Any] = {"type": "trace", "name": name}
-            x, unit = self.trace_axes.get(name, ((), ""))
-            if 0 < len(x) == trace.size <= MAX_AXIS_POINTS:
-                header.update(x=x, x_unit=unit)
-            self.send(header, trace.reshape(-1)[:65536])
+        elif kind == "trace":
+            self.records_traces = True
+            if self._due(("trace", name)):
+                self.send_trace(name, payload, *self.trace_axes.get(name, ((), "")))
+
+    def send_trace(self, name: str, trace: Any, x: Any = (), unit: str = "") -> None:
+        trace = np.asarray(trace)
+        if np.iscomplexobj(trace):
+            trace = trace.astype(np.complex64)
+        elif trace.dtype.kind == "f":
+            trace = trace.astype(np.float32)
+        header: dict[str, Any] = {"type": "trace", "name": name}
+        if 0 < len(x) == trace.size <= MAX_AXIS_POINTS:
+            header.update(x=[float(v) for v in x], x_unit=unit)
+        self.send(header, trace.reshape(-1)[:65536])
 
     def send_frame(self, name: str, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
@@ -235,15 +240,25 @@ class Publisher:
         }
         self.send(header, thumb)
 
-    def camera_read(self, frame: Any) -> None:
-        """Hook for the camera driver's frames: the live view even of runs that record none.
+    def instrument_data(self, kind: str, payload: Any) -> None:
+        """Listener of the drivers' :class:`~labpnn.data_hooks.DataHooks`: the live view of
+        the camera, the spectrum or the microphone even in runs that record none (training).
 
-        Silent once the run records frames itself: those are what it keeps (often pooled or
-        cropped), and the view must not flick between the two.
+        Silent for frames once the run records frames itself, and for spectra and waveforms
+        once it records traces: those are what it keeps (often pooled, cropped or corrected),
+        and the view must not flick between the two.
         """
-        if not self.records_frames and self._due(("frame", "camera")):
-            with contextlib.suppress(Exception):
-                self.send_frame("camera", frame)
+        if kind == "frame":
+            if not self.records_frames and self._due(("frame", "camera")):
+                self.send_frame("camera", payload)
+        elif kind == "spectrum":
+            f_hz, traces = payload
+            for param, values in traces.items():
+                name = param.lower()
+                if not self.records_traces and self._due(("trace", name)):
+                    self.send_trace(name, values, f_hz, "Hz")
+        elif kind == "waveform" and not self.records_traces and self._due(("trace", "mic")):
+            self.send_trace("mic", payload)
 
     def slm_presented(self, pattern: Any, *args: Any, **kwargs: Any) -> None:
         """Hook for the SLM driver's 'frame presented' event."""
@@ -307,8 +322,11 @@ def attach_publisher(writer: Any, station: Any, address: str, run_id: str) -> Pu
         publisher.camera = station["camera"] if "camera" in station else None
     writer.listeners.append(publisher)
     slm_hooked = _hook_slm(station, publisher)
-    if callable(getattr(publisher.camera, "add_frame_hook", None)):
-        publisher.camera.add_frame_hook(publisher.camera_read)
+    for role in list(getattr(station, "instruments", {}) or {}):
+        with contextlib.suppress(Exception):
+            hooks = getattr(station[role], "data_hooks", None)
+            if hooks is not None:
+                hooks.add(publisher.instrument_data)
     attrs: dict[str, Any] = {}
     with contextlib.suppress(Exception):
         attrs = {k: writer.f.attrs[k] for k in ("procedure", "station") if k in writer.f.attrs}

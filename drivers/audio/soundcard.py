@@ -20,6 +20,7 @@ import numpy as np
 
 from labpnn import excitation
 from labpnn.clock import WALL_CLOCK
+from labpnn.data_hooks import DataHooks
 from labpnn.errors import (
     ConfigError,
     DeviceLost,
@@ -114,6 +115,7 @@ class SoundCard(InstrumentSettings):
         self._init_settings(label, limits)
         refuse_unknown_options(label, type(self), options)
         self.device = device
+        self.data_hooks = DataHooks()  # each recording of the measured input, for live views
         self.output_channels = _channel_map(
             output_channels, {"speaker": 1}, "output_channels", label
         )
@@ -291,6 +293,7 @@ class SoundCard(InstrumentSettings):
         )
         self.playrec_calls += 1
         recorded = np.asarray(recorded)
+        self.data_hooks("waveform", recorded[:, 0])
         return recorded[:, 0], recorded[:, 1]
 
     def measure(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from labpnn.clock import WALL_CLOCK
+from labpnn.data_hooks import DataHooks
 from labpnn.errors import InstrumentError, LimitError
 from labpnn.settings import InstrumentSettings, Setting
 
@@ -56,7 +57,7 @@ class Camera(InstrumentSettings):
         self._last_trigger: tuple[float, float] | None = None
         self._exposure_feature = "ExposureTime"
         self.serial = ""
-        self._frame_hooks: list[Any] = []
+        self.data_hooks = DataHooks()  # each frame read, for live views
 
     # -- SDK primitives (subclasses) -----------------------------------------------------
     def _has(self, name: str) -> bool:
@@ -263,19 +264,8 @@ class Camera(InstrumentSettings):
             )
         frame = self._fetch(timeout)
         t = self._triggers.popleft() if self._triggers else math.nan
-        for hook in self._frame_hooks:
-            with contextlib.suppress(Exception):  # a viewer must never break a measurement
-                hook(frame)
+        self.data_hooks("frame", frame)
         return frame, t
-
-    def add_frame_hook(self, hook: Any) -> None:
-        """Call ``hook(frame)`` with every frame read, e.g. the GUI's live view (which sees
-        the camera even when a procedure records no frames, as in training)."""
-        self._frame_hooks.append(hook)
-
-    def remove_frame_hook(self, hook: Any) -> None:
-        with contextlib.suppress(ValueError):
-            self._frame_hooks.remove(hook)
 
     def grab(self, timeout_s: float | None = None, at: float | None = None):
         """trigger() then read(): (frame, exposure start)."""

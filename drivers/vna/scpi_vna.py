@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pymeasure.instruments import Instrument, SCPIMixin
 
+from labpnn.data_hooks import DataHooks
 from labpnn.drivers.vna.correction import S_PARAMETERS, CalibrationCorrection
 from labpnn.drivers.vna.dialects import Dialect
 from labpnn.drivers.vna.replies import (
@@ -114,6 +115,7 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
         self._selected = 0  # trace last selected (Keysight: CALC:PAR<i>:SEL, PNA: by name)
         self._calibration: Any = None
         self._calibration_port = 1
+        self.data_hooks = DataHooks()  # each sweep, for live views
         if adapter is None:
             if not address:
                 raise ConfigError(
@@ -318,7 +320,9 @@ class ScpiVNA(VisaExchange, CalibrationCorrection, SCPIMixin, Instrument, Instru
             flat = self._query_values(self._cmd(d.trace_data, i=i, param=param), n)
             data[param] = flat[0::2] + 1j * flat[1::2]
         self.raise_errors(f"reading {', '.join(self._traces)}")
-        return self.correct(data)
+        corrected = self.correct(data)
+        self.data_hooks("spectrum", (self.frequencies_hz(), corrected))
+        return corrected
 
     def sweep(self) -> Any:
         """Trigger one sweep and return an ``skrf.Network`` (Hz axis).

@@ -124,9 +124,12 @@ def test_fast_mode_costs_no_wall_time_and_real_time_mode_waits():
     world, card = build_card()
     signal = world.plan.signal(np.full(20, 0.02))
     duration = (card.sync_samples + len(signal) + card.pad_samples) / 48000 + 0.01
+    heard = []
+    card.data_hooks.add(lambda kind, wave: heard.append((kind, len(wave))))  # live views
     t0 = time.perf_counter()
     card.measure(signal)
     fast_wall = time.perf_counter() - t0
+    assert heard == [("waveform", card.sync_samples + len(signal) + card.pad_samples)]
     assert world.clock.now() == pytest.approx(duration)
 
     world, card = build_card(clock="real-time")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from labpnn import live
+from labpnn.data_hooks import DataHooks
 from labpnn.operator import OperatorUnavailable
 
 
@@ -39,10 +40,12 @@ class Camera12Bit:
 
 class HookedCamera(Camera12Bit):
     def __init__(self):
-        self.hooks = []
+        self.data_hooks = DataHooks()
 
-    def add_frame_hook(self, hook):
-        self.hooks.append(hook)
+
+class HookedVNA:
+    def __init__(self):
+        self.data_hooks = DataHooks()
 
 
 class Slm:
@@ -158,8 +161,7 @@ def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
     try:
         camera, writer = HookedCamera(), FakeWriter()
         publisher = live.attach_publisher(writer, FakeStation(camera=camera), server.address, "r4")
-        assert camera.hooks, "the publisher registered no frame hook"
-        camera.hooks[0](np.full((64, 64), 7, dtype=np.uint16))
+        camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16))
         got = drain_until(server, lambda m: any(x.type == "frame" for x in m))
         msg = next(m for m in got if m.type == "frame")
         assert msg.header["name"] == "camera" and msg.array.shape == (64, 64)
@@ -167,7 +169,28 @@ def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
             listener("frame", "camera", np.zeros((16, 16), dtype=np.uint16))
         sent = publisher.sent
         publisher._last.clear()  # no rate limit in the way
-        camera.hooks[0](np.full((64, 64), 7, dtype=np.uint16))
+        camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16))
+        assert publisher.sent == sent
+    finally:
+        server.close()
+
+
+def test_vna_sweeps_reach_the_live_view_as_spectra_with_their_frequency_axis():
+    server = live.LiveServer()
+    try:
+        vna, writer = HookedVNA(), FakeWriter()
+        publisher = live.attach_publisher(writer, FakeStation(vna=vna), server.address, "r5")
+        f_hz = np.linspace(2e9, 2.5e9, 201)
+        vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)}))
+        got = drain_until(server, lambda m: any(x.type == "trace" for x in m))
+        msg = next(m for m in got if m.type == "trace")
+        assert msg.header["name"] == "s21" and msg.header["x_unit"] == "Hz"
+        assert msg.header["x"][-1] == 2.5e9 and np.iscomplexobj(msg.array)
+        for listener in writer.listeners:  # the run records its own (corrected) traces
+            listener("trace", "s21", np.zeros(201, complex))
+        sent = publisher.sent
+        publisher._last.clear()
+        vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)}))
         assert publisher.sent == sent
     finally:
         server.close()

@@ -140,8 +140,13 @@ def test_opc_waits_for_the_sweep_in_real_time_mode(make_world):
 def test_each_family_driver_reads_the_same_sweep_from_the_mock(make_world, connect_vna, cls):
     world = make_world(noise=0.0)
     vna = connect_vna(world, cls=cls, traces=("S11", "S21"))
+    seen = []
+    vna.data_hooks.add(lambda kind, payload: seen.append((kind, payload)))  # live views
     net = vna.sweep()
     raw = world.vna.data
+    ((kind, (f_hz, traces)),) = seen
+    assert kind == "spectrum" and np.array_equal(f_hz, net.f) and set(traces) == {"S11", "S21"}
+    assert np.array_equal(traces["S21"], net.s[:, 1, 0])
     assert np.array_equal(net.s[:, 1, 0], raw[:, 1, 0])
     assert np.array_equal(net.s[:, 0, 0], raw[:, 0, 0])
     assert np.allclose(net.f, np.linspace(2e9, 2.5e9, 201))

@@ -44,11 +44,11 @@ def test_genicam_driver_speaks_harvesters(monkeypatch, tmp_path):
     assert ("TriggerMode", "On") in fake.writes and ("TriggerSoftware", "execute") in fake.writes
     assert cam.wait_exposure_end() == pytest.approx(0.502)
     seen = []
-    cam.add_frame_hook(seen.append)  # the GUI's live view
-    cam.add_frame_hook(lambda frame: 1 / 0)  # a broken viewer never breaks the read
+    cam.data_hooks.add(lambda kind, frame: seen.append((kind, frame)))  # the GUI's live view
+    cam.data_hooks.add(lambda kind, frame: 1 / 0)  # a broken viewer never breaks the read
     frame, t_start = cam.read()
     assert frame.shape == (32, 64) and frame.dtype == np.uint8 and t_start == 0.5
-    assert len(seen) == 1 and seen[0] is frame
+    assert len(seen) == 1 and seen[0][0] == "frame" and seen[0][1] is frame
 
     with pytest.raises(InstrumentTimeout, match="camera 99887766 delivered no frame within 0.1 s"):
         cam.read(timeout_s=0.1)  # not triggered
