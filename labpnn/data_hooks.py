@@ -5,11 +5,15 @@ the operator watching the GUI wants to see the camera, the spectrum or the micro
 drivers hand each measurement to their :class:`DataHooks` as it arrives, tagged with its
 kind (``frame``: a camera image; ``spectrum``: ``(f_hz, {param: complex[points]})`` of a VNA
 sweep; ``waveform``: a recorded audio channel), and :mod:`labpnn.live` listens.
+
+Listeners run synchronously in the driver's thread, inside the measurement loop: they must
+be quick, must not keep or modify the payload (it is the array the caller gets back), and
+their errors are logged once and otherwise ignored.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,16 +24,29 @@ class DataHooks:
     """The listeners of one driver. A listener's error never reaches the measurement."""
 
     def __init__(self) -> None:
-        self._hooks: list[Hook] = []
+        # replaced, never mutated: a measurement thread iterating it never sees it change
+        self._hooks: tuple[Hook, ...] = ()
+        self._failed: set[int] = set()
 
     def add(self, hook: Hook) -> None:
-        self._hooks.append(hook)
+        self._hooks = (*self._hooks, hook)
 
     def remove(self, hook: Hook) -> None:
-        with contextlib.suppress(ValueError):
-            self._hooks.remove(hook)
+        self._hooks = tuple(h for h in self._hooks if h != hook)
+
+    def __bool__(self) -> bool:
+        """Whether anybody listens (a driver may skip preparing a payload otherwise)."""
+        return bool(self._hooks)
 
     def __call__(self, kind: str, payload: Any) -> None:
         for hook in self._hooks:
-            with contextlib.suppress(Exception):  # a viewer must never break a measurement
+            try:
                 hook(kind, payload)
+            except Exception as exc:  # a viewer must never break a measurement
+                if id(hook) not in self._failed:
+                    self._failed.add(id(hook))
+                    logging.getLogger("labpnn.data_hooks").warning(
+                        "a live-view listener failed on a %s (the measurement goes on; its later "
+                        "failures are not logged): %s: %s",
+                        kind, type(exc).__name__, exc,
+                    )  # fmt: skip
