@@ -252,11 +252,12 @@ class Publisher:
             if not self.records_frames and self._due(("frame", "camera")):
                 self.send_frame("camera", payload)
         elif kind == "spectrum":
+            # The trace dock shows one curve: the transmission, not the last of a two-port
+            # calibration's S11, S21, S12, S22 (sent back to back, the view showed |S22|).
             f_hz, traces = payload
-            for param, values in traces.items():
-                name = param.lower()
-                if not self.records_traces and self._due(("trace", name)):
-                    self.send_trace(name, values, f_hz, "Hz")
+            param = "S21" if "S21" in traces else next(iter(traces), None)
+            if param is not None and not self.records_traces and self._due(("trace", "vna")):
+                self.send_trace(param.lower(), traces[param], f_hz, "Hz")
         elif kind == "waveform" and not self.records_traces and self._due(("trace", "mic")):
             self.send_trace("mic", payload)
 

@@ -194,3 +194,19 @@ def test_vna_sweeps_reach_the_live_view_as_spectra_with_their_frequency_axis():
         assert publisher.sent == sent
     finally:
         server.close()
+
+
+def test_a_two_port_sweep_shows_its_transmission_not_the_last_trace():
+    server = live.LiveServer()
+    try:
+        vna, writer = HookedVNA(), FakeWriter()
+        publisher = live.attach_publisher(writer, FakeStation(vna=vna), server.address, "r6")
+        f_hz = np.linspace(2e9, 2.5e9, 11)
+        traces = {p: np.full(11, 0.1 + 0.2j) for p in ("S11", "S21", "S12", "S22")}
+        sent = publisher.sent
+        vna.data_hooks("spectrum", (f_hz, traces))
+        got = drain_until(server, lambda m: any(x.type == "trace" for x in m))
+        assert [m.header["name"] for m in got if m.type == "trace"] == ["s21"]
+        assert publisher.sent == sent + 1
+    finally:
+        server.close()
