@@ -48,8 +48,8 @@ def x_axis(columns: dict[str, np.ndarray]) -> tuple[str, np.ndarray | None]:
 
 # Which plot a column goes on follows its units, where the run file declares them
 # (``describe``): fractions and correlations share the 0..1 metrics plot; counts, seconds and
-# FLOPs, the cumulative costs, go on the log-scale cost plot; anything else (dB, ...) on a
-# plot of its own, where it cannot stretch the others' scales.
+# FLOPs, the cumulative costs, go on the log-scale cost plot; anything else (dB, ...) on one
+# more plot, where it cannot stretch the others' scales (such columns share it).
 METRIC_UNITS = ("fraction", "1 (Pearson", "1 (|Pearson")
 COST_UNITS = ("count", "s", "FLOP")
 # Training files written before columns declared their units: the cost counters by name.
@@ -183,6 +183,8 @@ class CurvesView(QWidget):
             self.grid.addWidget(widget, i // columns, i % columns)
         for row in range(self.grid.rowCount()):
             self.grid.setRowStretch(row, 1 if row < -(-len(shown) // columns) else 0)
+        for column in range(2):  # two columns of equal width, not sized by their legends
+            self.grid.setColumnStretch(column, 1 if column < columns else 0)
         self._placed = shown
 
     def _link_x(self, shown: list) -> None:
