@@ -163,6 +163,10 @@ class Publisher:
         self.camera: Any = None
         # the run has recorded a frame, a trace (see instrument_data)
         self.records_frames = self.records_traces = False
+        self._pending: dict[str, Any] = {}  # kind -> the newest payload not yet published
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
         self.sent = 0
         self.dropped = 0
         self.closed = False
@@ -246,19 +250,50 @@ class Publisher:
 
         Silent for frames once the run records frames itself, and for spectra and waveforms
         once it records traces: those are what it keeps (often pooled, cropped or corrected),
-        and the view must not flick between the two.
+        and the view must not flick between the two. It runs in the driver's measuring loop,
+        so it only keeps the newest payload of each kind; a thread makes the thumbnail and its
+        statistics (16 ms for a 2048×2048 frame) while the loop measures on.
         """
         if kind == "frame":
-            if not self.records_frames and self._due(("frame", "camera")):
-                self.send_frame("camera", payload)
+            wanted = not self.records_frames and self._due(("frame", "camera"))
+        elif kind == "spectrum":
+            wanted = not self.records_traces and self._due(("trace", "vna"))
+        elif kind == "waveform":
+            wanted = not self.records_traces and self._due(("trace", "mic"))
+        else:
+            wanted = False
+        if not wanted or self.closed:
+            return
+        with self._pending_lock:
+            self._pending[kind] = payload
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._publish_pending, name="labpnn-live", daemon=True
+                )
+                self._worker.start()
+        self._wake.set()
+
+    def _publish_pending(self) -> None:
+        while not self.closed:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            with self._pending_lock:
+                pending, self._pending = self._pending, {}
+            for kind, payload in pending.items():
+                with contextlib.suppress(Exception):  # a bad payload costs one picture
+                    self._publish(kind, payload)
+
+    def _publish(self, kind: str, payload: Any) -> None:
+        if kind == "frame":
+            self.send_frame("camera", payload)
         elif kind == "spectrum":
             # The trace dock shows one curve: the transmission, not the last of a two-port
             # calibration's S11, S21, S12, S22 (sent back to back, the view showed |S22|).
             f_hz, traces = payload
             param = "S21" if "S21" in traces else next(iter(traces), None)
-            if param is not None and not self.records_traces and self._due(("trace", "vna")):
+            if param is not None:
                 self.send_trace(param.lower(), traces[param], f_hz, "Hz")
-        elif kind == "waveform" and not self.records_traces and self._due(("trace", "mic")):
+        elif kind == "waveform":
             self.send_trace("mic", payload)
 
     def slm_presented(self, pattern: Any, *args: Any, **kwargs: Any) -> None:
@@ -271,7 +306,10 @@ class Publisher:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            with contextlib.suppress(Exception):
+            self._wake.set()
+            if self._worker is not None:
+                self._worker.join(timeout=2.0)
+            with self._lock, contextlib.suppress(Exception):
                 self._sock.close(linger=200)
 
 
