@@ -201,15 +201,18 @@ class OpticalBench(BenchLayer):
         return frames
 
     # -- PhysicalLayer ----------------------------------------------------------------------
-    def decode(self, frames: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    def decode(
+        self, frames: np.ndarray, overwrite: bool = False, full_scale: float | None = None
+    ) -> np.ndarray:
         """[B, h, w] ADU -> [B, n_out]: full-scale fraction, detection, pooling.
 
-        ``overwrite`` lets it work in place on ``frames`` (a float64 array it may spoil).
+        ``overwrite`` lets it work in place on ``frames`` (a float64 array it may spoil);
+        ``full_scale`` saves asking the camera again (a feature read on real hardware).
         """
         signal = np.array(frames, dtype=np.float64, copy=not overwrite)
         if self.dark_frame is not None:
             signal -= self.dark_frame
-        signal *= 1.0 / self.full_scale
+        signal *= 1.0 / (full_scale or self.full_scale)
         if self.detect == "amplitude":
             np.maximum(signal, 0.0, out=signal)
             np.sqrt(signal, out=signal)
@@ -219,8 +222,9 @@ class OpticalBench(BenchLayer):
     def measure(self, x: np.ndarray) -> np.ndarray:
         phases = 2 * np.pi * np.asarray(x, dtype=np.float64).reshape(-1, *self.macropixels)
         frames = self._acquire(phases, 0.0, None)
-        full = frames >= self.full_scale
+        top = self.full_scale
+        full = frames >= top
         self.saturated_pixels += int(np.count_nonzero(full))
         self.saturated_frames += int(np.count_nonzero(full.any(axis=(1, 2))))
         self.measured_frames += len(frames)
-        return self.decode(frames, overwrite=True)
+        return self.decode(frames, overwrite=True, full_scale=top)
