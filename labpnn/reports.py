@@ -11,7 +11,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labpnn.storage import open_run, stream_names
+
+
+def count_ticks(axis: Any) -> None:
+    """Whole-number ticks on a matplotlib axis of counts (epochs, calls, iterations)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def cost_scale(ax: Any, values: Any, axis: str = "x") -> None:
+    """A log scale for costs that span a decade or more; a linear one (offset notation)
+    otherwise, where log ticks would crowd into unreadable labels like 2.066×10¹¹."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if finite.size and finite.max() >= 10 * finite.min():
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
 def _frames(f: Any, figure: Any) -> bool:

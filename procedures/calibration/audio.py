@@ -117,9 +117,12 @@ class CalibrateAudio(LabProcedure):
 
     @classmethod
     def plot_report(cls, f, figure) -> None:
+        from labpnn.reports import count_ticks
+
         ax = figure.add_subplot(1, 2, 1)
         ax.plot(f["results/latency_samples"][()], marker=".")
         ax.set_xlabel("call")
+        count_ticks(ax.xaxis)
         ax.set_ylabel("loop latency (samples)")
         ax.set_title("latency per call (aligned on the loopback)")
         ax = figure.add_subplot(1, 2, 2)

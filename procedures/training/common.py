@@ -773,6 +773,8 @@ class TrainingProcedure(LabProcedure):
     @classmethod
     def plot_report(cls, f: Any, figure: Any) -> None:
         """Accuracy against epochs and hardware queries, and each layer's loss."""
+        from labpnn.reports import cost_scale, count_ticks
+
         results = f["results"] if "results" in f else {}
         if "epoch" not in results:
             ax = figure.add_subplot(1, 1, 1)
@@ -796,12 +798,13 @@ class TrainingProcedure(LabProcedure):
             if name in col:
                 ax.plot(epoch[evaluated], col[name][evaluated], style, ms=3, label=name)
         ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+        count_ticks(ax.xaxis)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         ax = figure.add_subplot(2, 2, 2)
         if "queries" in col and evaluated.any():
             ax.plot(col["queries"][evaluated], col["test_accuracy"][evaluated], "o-", ms=3)
-            ax.set_xscale("log")
+            cost_scale(ax, col["queries"][evaluated])
         ax.set(xlabel="hardware queries (incl. evaluation, twin data)", ylabel="test accuracy")
         ax.grid(alpha=0.3)
         ax = figure.add_subplot(2, 2, 3)
@@ -809,6 +812,7 @@ class TrainingProcedure(LabProcedure):
         for name in losses:
             ax.plot(epoch, col[name], label=name)
         ax.set(xlabel="epoch", ylabel="loss")
+        count_ticks(ax.xaxis)
         if all(np.nanmin(col[n]) > 0 for n in losses if np.isfinite(col[n]).any()):
             ax.set_yscale("log")
         ax.legend(fontsize=8)
@@ -816,7 +820,7 @@ class TrainingProcedure(LabProcedure):
         ax = figure.add_subplot(2, 2, 4)
         if "digital_flops" in col and evaluated.any():
             ax.plot(col["digital_flops"][evaluated], col["test_accuracy"][evaluated], "o-", ms=3)
-            ax.set_xscale("log")
+            cost_scale(ax, col["digital_flops"][evaluated])
         ax.set(xlabel="digital FLOPs", ylabel="test accuracy")
         ax.grid(alpha=0.3)
 
