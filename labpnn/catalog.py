@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import Any
 
-from labpnn.errors import BadInput
+from labpnn.errors import BadInput, did_you_mean
 
 PROCEDURES: dict[str, str] = {
     "calibrate-camera": "labpnn.procedures.calibration.camera:CalibrateCamera",
@@ -46,7 +46,8 @@ def procedure_class(name: str) -> type[Any]:
         target = catalog[name]
     except KeyError:
         raise BadInput(
-            f"unknown procedure '{name}' (known: {', '.join(sorted(catalog))})"
+            f"unknown procedure '{name}'{did_you_mean([name], catalog)} "
+            f"(known: {', '.join(sorted(catalog))})"
         ) from None
     module, _, cls_name = target.partition(":")
     return getattr(importlib.import_module(module), cls_name)

@@ -4,6 +4,25 @@ Each class maps to one outcome of a run, so the runner can turn any of them into
 right exit code and ledger status without parsing messages.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def did_you_mean(unknown: Iterable[str], known: Iterable[str]) -> str:
+    """`` (did you mean 'epochs'?)`` for the closest known names to misspelt ones, else ``""``."""
+    import difflib
+
+    known = [str(k) for k in known]
+    close = [
+        match[0]
+        for name in unknown
+        if (match := difflib.get_close_matches(str(name), known, n=1, cutoff=0.75))
+    ]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"'{c}'" for c in dict.fromkeys(close)) + "?)"
+
 
 class LabpnnError(Exception):
     """Base class: a condition labpnn understands and can explain in one line."""

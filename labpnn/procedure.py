@@ -30,7 +30,7 @@ from pymeasure.experiment import (  # noqa: F401  (re-exported for procedure aut
     Procedure,
 )
 
-from labpnn.errors import BadInput, LimitError, RunAborted
+from labpnn.errors import BadInput, LimitError, RunAborted, did_you_mean
 
 
 def allowed(spec: Parameter) -> str:
@@ -95,7 +95,8 @@ class LabProcedure(Procedure):
         params = self._parameters
         if key not in params:
             known = ", ".join(sorted(params)) or "none"
-            raise BadInput(f"{self.name}: unknown parameter '{key}' (known: {known})")
+            hint = did_you_mean([key], params)
+            raise BadInput(f"{self.name}: unknown parameter '{key}'{hint} (known: {known})")
         spec = params[key]
         try:
             spec.value = raw

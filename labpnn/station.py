@@ -30,6 +30,7 @@ from labpnn.errors import (
     LabpnnError,
     LimitError,
     RunAborted,
+    did_you_mean,
 )
 
 RESERVED_KEYS = {"driver", "simulated", "limits", "settings", "expect"}
@@ -124,7 +125,8 @@ def _refuse_unknown_keys(where: str, mapping: Mapping[str, Any], known: set[str]
     unknown = sorted(set(map(str, mapping)) - known)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{where}: unknown key(s) {', '.join(unknown)}{did_you_mean(unknown, known)}; "
+            f"known: {', '.join(sorted(known))}"
         )
 
 
@@ -268,8 +270,8 @@ def find_station_file(name_or_path: str | Path) -> Path:
     if str(name_or_path) in bundled:
         return bundled[str(name_or_path)]
     raise ConfigError(
-        f"unknown station '{name_or_path}': not a file, and not a bundled station "
-        f"({', '.join(bundled)})"
+        f"unknown station '{name_or_path}'{did_you_mean([str(name_or_path)], bundled)}: not a "
+        f"file, and not a bundled station ({', '.join(bundled)})"
     )
 
 

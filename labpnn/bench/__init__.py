@@ -12,7 +12,7 @@ import importlib
 import math
 from typing import Any
 
-from labpnn.errors import ConfigError
+from labpnn.errors import ConfigError, did_you_mean
 
 BENCHES = {
     "optical": "labpnn.bench.optical:OpticalBench",
@@ -81,8 +81,8 @@ def check_layout(kind: str, layout: Any) -> None:
     unknown = sorted(set(map(str, layout)) - set(schema))
     if unknown:
         raise ConfigError(
-            f"bench.layout: unknown key(s) {', '.join(unknown)} for the {kind} bench; "
-            f"known: {', '.join(sorted(schema))}"
+            f"bench.layout: unknown key(s) {', '.join(unknown)}{did_you_mean(unknown, schema)} "
+            f"for the {kind} bench; known: {', '.join(sorted(schema))}"
         )
     for key, value in layout.items():
         kind_of, low = schema[key]

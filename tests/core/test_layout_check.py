@@ -17,7 +17,8 @@ def test_every_bundled_station_layout_passes():
 
 
 def test_a_misspelt_key_is_refused_with_the_known_keys():
-    with pytest.raises(ConfigError, match="unknown key.*n_tone for the acoustic bench") as error:
+    hint = r"unknown key\(s\) n_tone \(did you mean 'n_tones'\?\) for the acoustic bench"
+    with pytest.raises(ConfigError, match=hint) as error:
         check_layout("acoustic", {"n_tone": 10})
     assert all(key in str(error.value) for key in layout_keys("acoustic"))
     with pytest.raises(ConfigError, match=r"bench.layout.vna: unknown key\(s\) point;"):
@@ -160,3 +161,12 @@ def test_station_check_names_every_instrument_a_real_bench_lacks_here(monkeypatc
     assert res.exit_code == 2
     assert "NOT AVAILABLE here: slm: the display is not installed" in res.output
     assert "NOT AVAILABLE here: camera: harvesters is not installed" in res.output  # not hidden
+
+
+def test_did_you_mean_names_only_close_matches():
+    from labpnn.errors import did_you_mean
+
+    known = ["epochs", "eval_every", "lr", "seed"]
+    assert did_you_mean(["epoch"], known) == " (did you mean 'epochs'?)"
+    assert did_you_mean(["epoch", "sed"], known) == " (did you mean 'epochs' or 'seed'?)"
+    assert did_you_mean(["zzz"], known) == ""
