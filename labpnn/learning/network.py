@@ -2,7 +2,9 @@
 
 ``x -> D_0 -> P_0 -> D_1 -> P_1 -> ... -> P_{K-1} -> readout -> logits``. Each D_k is a
 trainable linear map to ``P_k.n_in``; the P_k are fixed physical layers and supply the
-nonlinearity; the readout maps ``P_{K-1}.n_out`` to class scores. The network holds only the
+nonlinearity; the readout maps ``P_{K-1}.n_out`` to class scores. With ``skip`` (PhyLL's
+skip concatenation, so that the two can be compared on one architecture) the map after P_k
+also sees P_k's input: it reads ``[P_k(a_k) | a_k]``. The network holds only the
 digital parameters: how the physical step is carried out (measured, physics-aware, or on a twin)
 is passed to :meth:`HybridNetwork.forward` by the trainer.
 
@@ -44,14 +46,18 @@ class HybridNetwork(nn.Module):
         n_classes: int,
         generator: torch.Generator,
         standardise: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
-        widths_in = [n_in] + [n_out for _, n_out in physical_widths[:-1]]
+        self.skip = bool(skip)
+        # what the map after each physical layer reads: its output, and with skip its input
+        after = [n_out + (n_in_k if self.skip else 0) for n_in_k, n_out in physical_widths]
+        widths_in = [n_in, *after[:-1]]
         self.digital = nn.ModuleList(
             seeded_linear(width_in, layer_in, generator)
             for width_in, (layer_in, _) in zip(widths_in, physical_widths)
         )
-        self.readout = seeded_linear(physical_widths[-1][1], n_classes, generator)
+        self.readout = seeded_linear(after[-1], n_classes, generator)
         self.standardisers = nn.ModuleList(
             OutputStandardiser(n_out) for _, n_out in physical_widths if standardise
         )
@@ -66,7 +72,10 @@ class HybridNetwork(nn.Module):
         """
         h = x
         for k, digital in enumerate(self.digital):
-            h = self.standardised(k, physical_step(k, digital(h)), learn=learn_statistics)
+            a = digital(h)
+            h = self.standardised(k, physical_step(k, a), learn=learn_statistics)
+            if self.skip:
+                h = torch.cat([h, a], dim=1)
         return self.readout(h)
 
     def standardised(self, k: int, measured: Tensor, *, learn: bool = False) -> Tensor:
@@ -109,6 +118,7 @@ class HybridTrainer(Trainer):
         seed: int,
         divergence_bound: float,
         standardise: bool = True,
+        skip: bool = False,
     ) -> None:
         super().__init__(seed=seed, divergence_bound=divergence_bound)
         if not layers:
@@ -127,9 +137,11 @@ class HybridTrainer(Trainer):
         self.batch_size = self._batch_size(batch_size)
         widths = [(int(layer.n_in), int(layer.n_out)) for layer in self.layers]
         self.standardise = bool(standardise)
+        self.skip = bool(skip)
         self.network = HybridNetwork(
-            self.n_inputs, widths, self.n_classes, self.generator, standardise=self.standardise
-        )
+            self.n_inputs, widths, self.n_classes, self.generator, standardise=self.standardise,
+            skip=self.skip,
+        )  # fmt: skip
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
 
     @abstractmethod
@@ -167,8 +179,10 @@ class HybridTrainer(Trainer):
 
     def _comparable_config(self, saved: dict) -> dict:
         saved = super()._comparable_config(saved)
-        # checkpoints from before the outputs' standardisation trained without it
+        # checkpoints from before the outputs' standardisation trained without it, and those
+        # from before the skip option had none
         saved.setdefault("standardise", False)
+        saved.setdefault("skip", False)
         return saved
 
     def _config(self) -> dict:
@@ -180,4 +194,5 @@ class HybridTrainer(Trainer):
             "lr": self.lr,
             "batch_size": self.batch_size,
             "standardise": self.standardise,
+            "skip": self.skip,
         }

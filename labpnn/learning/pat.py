@@ -102,7 +102,9 @@ class PhysicsAwareTrainer(HybridTrainer):
     ``standardise`` (on by default) standardises each physical output per feature on the
     training measurements (:class:`~labpnn.learning.network.HybridNetwork`), in the forward pass
     and so in the backward pass through the twin's Jacobian alike. Without it, measurements in
-    other units (tanh ×1e-4, tanh + 100, 3000 + 50·tanh) leave PAT at chance.
+    other units (tanh ×1e-4, tanh + 100, 3000 + 50·tanh) leave PAT at chance. ``skip`` feeds
+    each physical layer's input to the next digital map beside its output, as PhyLL's skip
+    concatenation does (off by default, as in Wright et al. 2022).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class PhysicsAwareTrainer(HybridTrainer):
         lr: float = 1e-3,
         batch_size: int | None = None,
         standardise: bool = True,
+        skip: bool = False,
         seed: int = 0,
         divergence_bound: float = 1e6,
     ) -> None:
@@ -127,6 +130,7 @@ class PhysicsAwareTrainer(HybridTrainer):
             seed=seed,
             divergence_bound=divergence_bound,
             standardise=standardise,
+            skip=skip,
         )
         if len(twins) != len(self.layers):
             raise ValueError(f"got {len(twins)} twins for {len(self.layers)} physical layers")

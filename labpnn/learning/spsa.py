@@ -40,6 +40,7 @@ class SPSATrainer(HybridTrainer):
         n_perturbations: int = 1,
         batch_size: int | None = None,
         standardise: bool = True,
+        skip: bool = False,
         seed: int = 0,
         divergence_bound: float = 1e6,
     ) -> None:
@@ -52,6 +53,7 @@ class SPSATrainer(HybridTrainer):
             seed=seed,
             divergence_bound=divergence_bound,
             standardise=standardise,
+            skip=skip,
         )
         if not perturbation > 0:
             raise ValueError(f"need perturbation > 0, got {perturbation}")

@@ -54,6 +54,11 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
         choices=["auto", "registry", "fit"],
         default="auto",
     )
+    skip = ListParameter(
+        "Skip concatenation [P(h), h], as PhyLL's (off = the PAT of Wright et al. 2022)",
+        choices=["off", "on"],
+        default="off",
+    )
 
     def validate(self) -> None:
         super().validate()  # twin_hidden: TwinParameters.check_station_config
@@ -104,6 +109,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             lr=float(self.setting("lr")),
             batch_size=self.batch,
             standardise=self.trainer_standardises(resume_meta),
+            skip=self.skip == "on",
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )

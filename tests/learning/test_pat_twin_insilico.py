@@ -20,12 +20,16 @@ def _digital_gradients(trainer, x, y, physical_step):
     return [p.grad.clone() for p in trainer.network.parameters()]
 
 
+@pytest.mark.parametrize("skip", [False, True])
 def test_with_an_exact_twin_pat_gradients_equal_backprop_through_the_physics(
-    vowel_task, tanh_physics
+    vowel_task, tanh_physics, skip
 ):
     physics = [tanh_physics(seed=1), tanh_physics(seed=2)]
     layers = [FunctionLayer(fn, 20, 20) for fn in physics]
-    trainer = PhysicsAwareTrainer(layers, physics, n_classes=7, seed=0)
+    trainer = PhysicsAwareTrainer(layers, physics, n_classes=7, seed=0, skip=skip)
+    # with skip, the maps after each physical layer also read its input: [P(a) | a]
+    after = 20 + (20 if skip else 0)
+    assert trainer.network.digital[1].in_features == trainer.network.readout.in_features == after
     x, y = vowel_task.x_train[:32], vowel_task.y_train[:32]
 
     pat = _digital_gradients(
@@ -137,3 +141,18 @@ def test_pat_skips_a_bad_frame_without_touching_the_weights(vowel_task, tanh_phy
     trainer.step_epoch(vowel_task, evaluate=False)
     assert trainer.costs.skipped_batches == 1
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.network.parameters()))
+
+
+def test_a_checkpoint_without_the_skip_is_refused_by_a_trainer_with_it(tanh_physics):
+    physics = tanh_physics(seed=1)
+    plain = PhysicsAwareTrainer([FunctionLayer(physics, 20, 20)], [physics], n_classes=7)
+    arrays, meta = plain.checkpoint_state()
+    skipping = PhysicsAwareTrainer(
+        [FunctionLayer(physics, 20, 20)], [physics], n_classes=7, skip=True
+    )
+    with pytest.raises(ValueError, match="skip: checkpoint False, this trainer True"):
+        skipping.restore_state(dict(arrays), meta)
+    del meta["config"]["skip"]  # a checkpoint from before the option: no skip
+    with pytest.raises(ValueError, match="skip"):
+        skipping.restore_state(dict(arrays), meta)
+    plain.restore_state(dict(arrays), meta)

@@ -140,10 +140,13 @@ def test_fit_twin_registers_a_twin_that_pat_and_insilico_use_and_count(labpnn, d
     with h5py.File(run_path(twin), "r") as f:
         assert "calibration/twin.mlp.0.weight" in f and "calibration/standardise.mean" in f
 
-    for procedure in ("train-pat", "train-insilico"):
+    for procedure, skip in (("train-pat", "off"), ("train-insilico", "on")):
         res = labpnn("run", procedure, "--station", station, *VOWELS, *SMALL,
-                     "--set", "twin=registry", "--set", "epochs=2")  # fmt: skip
+                     "--set", "twin=registry", "--set", "epochs=2", "--set", f"skip={skip}")  # fmt: skip
         assert res.returncode == 0, res.stderr
+        with h5py.File(run_path(res), "r") as f:  # the skip widens the map after each layer
+            readout = f["checkpoints/latest/state.stateful.network.readout.weight"].shape
+        assert readout == (7, 20 + (20 if skip == "on" else 0))
         got = summary(run_path(res))
         assert SUMMARY_KEYS <= set(got)
         assert got["twin_queries"] == 364  # the twin's data count once, though two layers use it
