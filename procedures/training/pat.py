@@ -54,10 +54,12 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
         choices=["auto", "registry", "fit"],
         default="auto",
     )
+    # "auto" (= off) as PhyLL's skip spells its default, so that `run train-pat --from` a PhyLL
+    # run (skip=auto) is accepted and `run train-phyll --from` a PAT run keeps the bench's skip
     skip = ListParameter(
-        "Skip concatenation [P(h), h], as PhyLL's (off = the PAT of Wright et al. 2022)",
-        choices=["off", "on"],
-        default="off",
+        "Skip concatenation [P(a), a], as PhyLL's (auto = off, the PAT of Wright et al. 2022)",
+        choices=["auto", "off", "on"],
+        default="auto",
     )
 
     def validate(self) -> None:
@@ -68,6 +70,11 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
                 f"twin; run `labpnn run fit-twin --station {self.station.name}` first, or use "
                 "twin=auto to fit one in this run"
             )
+
+    def default(self, key: str) -> Any:
+        if key == "skip":
+            return "off"
+        return super().default(key)
 
     def obtain_twin(self, resume_meta: dict | None) -> tuple[Any, dict]:
         """(twin, its description) for a fresh start or a resume; its report holds its cost."""
@@ -109,7 +116,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             lr=float(self.setting("lr")),
             batch_size=self.batch,
             standardise=self.trainer_standardises(resume_meta),
-            skip=self.skip == "on",
+            skip=self.setting("skip") == "on",
             seed=int(self.seed),
             divergence_bound=float(self.divergence_bound),
         )

@@ -327,3 +327,19 @@ def test_pat_standardises_in_the_trainer_where_the_bench_layer_does_not():
             assert not procedure.build(task, {"trainer": {"config": {}}}).network.standardisers
         finally:
             procedure.station.close()
+
+
+def test_pat_skip_auto_means_off_and_takes_phylls_spelling():
+    # `labpnn run train-pat --from` a PhyLL run brings skip=auto; it must mean PAT's own default
+    procedure = TrainPAT()
+    procedure.station_config = StationConfig.load("acoustic-sim")
+    procedure.set_parameter("skip", "auto")
+    assert procedure.setting("skip") == "off"
+    assert procedure.effective_settings()["skip"] == "off"
+    procedure.set_parameter("skip", "on")
+    assert procedure.setting("skip") == "on"
+    # and a PhyLL run `--from` a PAT run at its default keeps the bench's skip
+    phyll = TrainPhyLL()
+    phyll.station_config = procedure.station_config
+    phyll.set_parameter("skip", TrainPAT().skip)
+    assert phyll.setting("skip") == "on"
