@@ -13,6 +13,8 @@ def did_you_mean(unknown: Iterable[str], known: Iterable[str]) -> str:
     """`` (did you mean 'epochs'?)`` for the closest known names to misspelt ones, else ``""``."""
     import difflib
 
+    if isinstance(unknown, str):  # one name, not its letters
+        unknown = [unknown]
     known = [str(k) for k in known]
     close = [
         match[0]

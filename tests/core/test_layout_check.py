@@ -170,3 +170,5 @@ def test_did_you_mean_names_only_close_matches():
     assert did_you_mean(["epoch"], known) == " (did you mean 'epochs'?)"
     assert did_you_mean(["epoch", "sed"], known) == " (did you mean 'epochs' or 'seed'?)"
     assert did_you_mean(["zzz"], known) == ""
+    assert did_you_mean("epoch", known) == " (did you mean 'epochs'?)"  # a bare name
+    assert did_you_mean([3], {"3x": 1, "lr": 2}) == ""  # non-string keys are compared as text
