@@ -212,7 +212,7 @@ class OpticalBench(BenchLayer):
         signal = np.array(frames, dtype=np.float64, copy=not overwrite)
         if self.dark_frame is not None:
             signal -= self.dark_frame
-        signal *= 1.0 / (full_scale or self.full_scale)
+        signal *= 1.0 / (self.full_scale if full_scale is None else full_scale)
         if self.detect == "amplitude":
             np.maximum(signal, 0.0, out=signal)
             np.sqrt(signal, out=signal)

@@ -4,7 +4,8 @@
 trainable linear map to ``P_k.n_in``; the P_k are fixed physical layers and supply the
 nonlinearity; the readout maps ``P_{K-1}.n_out`` to class scores. With ``skip`` (PhyLL's
 skip concatenation, so that the two can be compared on one architecture) the map after P_k
-also sees P_k's input: it reads ``[P_k(a_k) | a_k]``. The network holds only the
+(the next D, or the readout) also sees P_k's input: it reads ``[P_k(a_k) | a_k]``, of width
+``n_out + n_in``. The network holds only the
 digital parameters: how the physical step is carried out (measured, physics-aware, or on a twin)
 is passed to :meth:`HybridNetwork.forward` by the trainer.
 
