@@ -246,6 +246,9 @@ class ParameterForm(QWidget):
         self.revalidate()
 
     def set_values(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if key in self.inputs:
+        """Show a run's parameters. A parameter the run does not record (a file from before
+        the parameter existed) goes back to its default, not to what the form last showed."""
+        for key, spec in self.specs.items():
+            value = values.get(key, spec.default)
+            if key in self.inputs and value is not None:
                 self.set_text(key, _fmt(value) if not isinstance(value, bool) else str(value))

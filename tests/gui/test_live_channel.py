@@ -56,6 +56,15 @@ class Slm:
         self.hooks.append(hook)
 
 
+def wait_sent(publisher, n, timeout_s=5.0):
+    """Until the publisher has counted ``n`` sends: its thread counts one after the message
+    is out, so a receiver can see it first."""
+    end = time.monotonic() + timeout_s
+    while publisher.sent < n and time.monotonic() < end:
+        time.sleep(0.01)
+    assert publisher.sent >= n
+
+
 def drain_until(server, predicate, timeout_s=5.0):
     got = []
     end = time.monotonic() + timeout_s
@@ -163,6 +172,7 @@ def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
         publisher = live.attach_publisher(writer, FakeStation(camera=camera), server.address, "r4")
         camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16))
         got = drain_until(server, lambda m: any(x.type == "frame" for x in m))
+        wait_sent(publisher, 2)  # hello and the driver's picture
         msg = next(m for m in got if m.type == "frame")
         assert msg.header["name"] == "camera" and msg.array.shape == (64, 64)
         for listener in writer.listeners:
@@ -170,6 +180,7 @@ def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
         sent = publisher.sent
         publisher._last.clear()  # no rate limit in the way
         camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16))
+        time.sleep(0.1)  # what the publishing thread would send, it has sent by now
         assert publisher.sent == sent
     finally:
         server.close()
@@ -183,6 +194,7 @@ def test_vna_sweeps_reach_the_live_view_as_spectra_with_their_frequency_axis():
         f_hz = np.linspace(2e9, 2.5e9, 201)
         vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)}))
         got = drain_until(server, lambda m: any(x.type == "trace" for x in m))
+        wait_sent(publisher, 2)  # hello and the driver's picture
         msg = next(m for m in got if m.type == "trace")
         assert msg.header["name"] == "s21" and msg.header["x_unit"] == "Hz"
         assert msg.header["x"][-1] == 2.5e9 and np.iscomplexobj(msg.array)
@@ -191,6 +203,7 @@ def test_vna_sweeps_reach_the_live_view_as_spectra_with_their_frequency_axis():
         sent = publisher.sent
         publisher._last.clear()
         vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)}))
+        time.sleep(0.1)  # what the publishing thread would send, it has sent by now
         assert publisher.sent == sent
     finally:
         server.close()
@@ -206,6 +219,9 @@ def test_a_two_port_sweep_shows_its_transmission_not_the_last_trace():
         sent = publisher.sent
         vna.data_hooks("spectrum", (f_hz, traces))
         got = drain_until(server, lambda m: any(x.type == "trace" for x in m))
+        wait_sent(publisher, sent + 1)
+        time.sleep(0.1)
+        got += server.drain()
         assert [m.header["name"] for m in got if m.type == "trace"] == ["s21"]
         assert publisher.sent == sent + 1
     finally:
