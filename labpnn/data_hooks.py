@@ -7,8 +7,10 @@ kind (``frame``: a camera image; ``spectrum``: ``(f_hz, {param: complex[points]}
 sweep; ``waveform``: a recorded audio channel), and :mod:`labpnn.live` listens.
 
 Listeners run synchronously in the driver's thread, inside the measurement loop: they must
-be quick, must not keep or modify the payload (it is the array the caller gets back), and
-their errors are logged once and otherwise ignored.
+be quick and must not modify the payload (it is the array the caller gets back). Drivers
+hand over arrays they do not reuse, so a listener may keep one and process it later in
+another thread, as :mod:`labpnn.live` does. Listeners' errors are logged once and otherwise
+ignored.
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ class OpticalBench(BenchLayer):
         self.n_out = self.pooled_shape[0] * self.pooled_shape[1]
         if self.direct and station.world is None:
             raise ConfigError("optical bench: transport 'direct' needs a simulated station")
-        # What measure() saw of saturation (its features clip there): frames with a pixel at
-        # full scale, such pixels, and all frames measured (procedures warn from these).
+        # Saturation seen by measure() and count_saturated() (features clip there): frames with
+        # a pixel at full scale, such pixels, and all frames counted (procedures warn from these).
         self.saturated_frames = self.saturated_pixels = self.measured_frames = 0
 
     # -- geometry helpers for procedures ------------------------------------------------------
@@ -223,8 +223,15 @@ class OpticalBench(BenchLayer):
         phases = 2 * np.pi * np.asarray(x, dtype=np.float64).reshape(-1, *self.macropixels)
         frames = self._acquire(phases, 0.0, None)
         top = self.full_scale
-        full = frames >= top
-        self.saturated_pixels += int(np.count_nonzero(full))
-        self.saturated_frames += int(np.count_nonzero(full.any(axis=(1, 2))))
-        self.measured_frames += len(frames)
+        self.count_saturated(frames, top)
         return self.decode(frames, overwrite=True, full_scale=top)
+
+    def count_saturated(self, frames: np.ndarray, full_scale: float | None = None) -> int:
+        """Add frames ``[B, h, w]`` (ADU) to the saturation counts; the batch's saturated frames."""
+        top = self.full_scale if full_scale is None else full_scale
+        full = frames >= top
+        saturated = int(np.count_nonzero(full.any(axis=(1, 2))))
+        self.saturated_pixels += int(np.count_nonzero(full))
+        self.saturated_frames += saturated
+        self.measured_frames += len(frames)
+        return saturated

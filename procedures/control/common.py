@@ -170,7 +170,8 @@ class BenchProjector:
         for start in range(0, len(phases), self.chunk):
             batch = phases[start : start + self.chunk]
             frames = bench.acquire(batch.reshape(-1, ny, nx))
-            saturated = int((frames >= bench.full_scale).any(axis=(1, 2)).sum())
+            top = bench.full_scale
+            saturated = bench.count_saturated(frames, top)
             if saturated and not self.saturated_frames:
                 self.proc.log.warning(
                     "camera saturation in %d of %d frames: projected images concentrate the "
@@ -178,7 +179,7 @@ class BenchProjector:
                     saturated, len(frames), bench.camera.exposure_s,
                 )  # fmt: skip
             self.saturated_frames += saturated
-            images = bench.decode(frames, overwrite=True).astype(np.float32)
+            images = bench.decode(frames, overwrite=True, full_scale=top).astype(np.float32)
             out[start : start + len(batch)] = images
             run, about = self.proc.run, self.frame_attrs
             run.append_frames("slm", phase_codes(batch).reshape(-1, ny, nx), **about["slm"])
