@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import logging
 import os
 import threading
 import time
@@ -493,21 +494,21 @@ def open_run(path: str | os.PathLike) -> Any:
     that open notices a truncated file, whereas a SWMR open skips the check and then
     retries reads past the end for ever (``labpnn show`` hung). A file still flagged
     "open for writing" (a live or killed writer) is opened with SWMR, unless it is shorter
-    than the end its superblock records even after its writer had time to catch up.
+    than the end its superblock records even after its writer had time to catch up; its
+    metadata reads retry at most SWMR_READ_ATTEMPTS times, so a read never hangs.
     """
     import h5py
 
     # locking=False: HDF5's file lock held by a reader would make the writer's next
     # structural change (new stream, checkpoint, end record) fail and kill the run.
     plain = dict(locking=False)
-    swmr = dict(libver="latest", swmr=True, locking=False)
     extent = _superblock_extent(path)
     if extent is not None and extent[0] != 0 and _stays_short(path, extent[1]):
         raise _truncated(path, extent[1])
-    attempts = [plain] if extent is not None and extent[0] == 0 else [swmr, plain]
+    attempts = [plain] if extent is not None and extent[0] == 0 else [None, plain]
     for i, options in enumerate(attempts):
         try:
-            return h5py.File(path, "r", **options)
+            return _open_swmr_read(path) if options is None else h5py.File(path, "r", **options)
         except OSError as exc:
             if i + 1 < len(attempts):
                 continue
@@ -522,6 +523,83 @@ def open_run(path: str | os.PathLike) -> Any:
                 "rewrites it in place into a clean file"
             ) from None
     raise AssertionError("unreachable")
+
+
+# A SWMR reader retries a metadata read whose checksum fails, sleeping 1 ns, then 2, 4, 8 ...
+# ns, up to HDF5's default of 100 attempts: past about 40 each sleep is minutes, so a reader
+# whose cached metadata went stale while the writer restructured the file (close, reopen
+# without SWMR: RunWriter._restructure) hung for ever inside HDF5 (a GUI poll did, under
+# load), where no Python signal or timeout reaches it. 24 attempts bound the wait to about
+# 17 ms; the read then fails with an OSError and the reader opens afresh next time.
+SWMR_READ_ATTEMPTS = 24
+
+
+def _open_swmr_read(path: str | os.PathLike) -> Any:
+    """``h5py.File(path, "r", libver="latest", swmr=True, locking=False)``, with the
+    metadata read attempts bounded (SWMR_READ_ATTEMPTS), which h5py has no keyword for."""
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, True)
+    bound_read_attempts(fapl, SWMR_READ_ATTEMPTS)
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
+def bound_read_attempts(fapl: Any, attempts: int) -> bool:
+    """Set H5Pset_metadata_read_attempts on an h5py file-access property list.
+
+    h5py does not wrap that call, so it goes through ctypes into the HDF5 library h5py
+    itself loaded. Returns False (and logs once) where that library cannot be found; the
+    file then opens with HDF5's default, as before.
+    """
+    import ctypes
+
+    setter = hdf5_function("H5Pset_metadata_read_attempts", ctypes.c_int64, ctypes.c_uint)
+    if setter is not None and setter(fapl.id, attempts) >= 0:
+        return True
+    if not _warned_unbounded:
+        _warned_unbounded.append(True)
+        logging.getLogger(__name__).warning(
+            "cannot bound HDF5's SWMR read retries (H5Pset_metadata_read_attempts not "
+            "found); a reader of a file being restructured may wait a long time"
+        )
+    return False
+
+
+_warned_unbounded: list[bool] = []
+
+
+@functools.cache
+def hdf5_function(name: str, *argtypes: Any) -> Any:
+    """A C function (returning herr_t) of the libhdf5 h5py uses, or None where not found."""
+    import ctypes
+    import glob
+
+    import h5py.h5p  # loads the library, so /proc/self/maps lists it
+
+    here = Path(h5py.__file__).parent
+    candidates = [
+        *sorted(glob.glob(str(here.parent / "h5py.libs" / "libhdf5-*.so*"))),  # Linux wheels
+        *sorted(glob.glob(str(here / ".dylibs" / "libhdf5*.dylib"))),  # macOS wheels
+        *sorted(glob.glob(str(here / "hdf5.dll"))),  # Windows wheels
+    ]
+    try:  # a source or distribution build links the system's libhdf5
+        with open("/proc/self/maps") as maps:
+            loaded = {line.split()[-1] for line in maps if "/libhdf5" in line}
+        candidates += sorted(p for p in loaded if "libhdf5_hl" not in p)
+    except OSError:
+        pass
+    for candidate in candidates:
+        try:
+            function = getattr(ctypes.CDLL(candidate), name)
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = list(argtypes)  # hid_t is int64 since HDF5 1.10
+        function.restype = ctypes.c_int
+        return function
+    return None
 
 
 def _superblock_extent(path: str | os.PathLike) -> tuple[int, int] | None:

@@ -1,6 +1,8 @@
 """The run file: crash-safe appends, self-describing metadata, plain-h5py readability."""
 
 import json
+import subprocess
+import sys
 import time
 
 import h5py
@@ -194,3 +196,53 @@ def test_labpnn_show_and_repair_of_a_truncated_file_exit_with_a_clear_error(tmp_
         res = labpnn(command, str(cut), timeout=30)
         assert res.returncode == 2, (command, res.stderr)
         assert "is truncated" in res.stderr and "copy the file again" in res.stderr
+
+
+LIVE_WRITER = """
+import sys
+from labpnn.storage import RunWriter
+w = RunWriter(sys.argv[1], {"procedure": "demo"})
+w.append_row(step=0)
+print("written", flush=True)
+sys.stdin.readline()
+w.finish("completed")
+w.close()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_swmr_reader_retries_stale_metadata_a_bounded_number_of_times(tmp_path):
+    """HDF5's default (100 attempts, each sleep twice the last) hung a GUI poll for ever when
+    the writer restructured the file under it; the bound makes such a read fail and retry."""
+    import ctypes
+
+    from labpnn.storage import SWMR_READ_ATTEMPTS, hdf5_function, open_run
+
+    getter = hdf5_function(
+        "H5Pget_metadata_read_attempts", ctypes.c_int64, ctypes.POINTER(ctypes.c_uint)
+    )
+    assert getter is not None, "labpnn cannot reach h5py's libhdf5"
+
+    def attempts(f: h5py.File) -> int:
+        value = ctypes.c_uint(0)
+        assert getter(f.id.get_access_plist().id, ctypes.byref(value)) >= 0
+        return value.value
+
+    # the writer in its own process: in the same one HDF5 hands the reader the writer's file
+    path = tmp_path / "run.h5"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "written", writer.stderr.read()
+        with open_run(path) as live:  # flagged "open for writing": read with SWMR
+            assert live.swmr_mode
+            assert attempts(live) == SWMR_READ_ATTEMPTS < 100
+            assert live["results/step"][()].tolist() == [0]
+    finally:
+        writer.communicate("finish\n", timeout=30)
+    assert writer.returncode == 0
+    with open_run(path) as done:  # closed cleanly: a plain open, which never retries
+        assert not done.swmr_mode
+        assert attempts(done) == 1

@@ -7,6 +7,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from labpnn.gui.run_files import find_run_files, read_info
 
 WRITER = textwrap.dedent("""
@@ -26,6 +28,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.timeout(120, method="thread")  # a read stuck inside HDF5 ignores signals
 def test_polling_a_file_while_its_writer_restructures_it_never_breaks_the_writer(tmp_path):
     path = tmp_path / "live.h5"
     writer = subprocess.Popen(
