@@ -530,7 +530,8 @@ def open_run(path: str | os.PathLike) -> Any:
 # whose cached metadata went stale while the writer restructured the file (close, reopen
 # without SWMR: RunWriter._restructure) hung for ever inside HDF5 (a GUI poll did, under
 # load), where no Python signal or timeout reaches it. 24 attempts bound the wait to about
-# 17 ms; the read then fails with an OSError and the reader opens afresh next time.
+# 17 ms; the read then fails (h5py raises KeyError or OSError: "incorrect metadata checksum
+# after all read attempts") and the reader opens afresh next time.
 SWMR_READ_ATTEMPTS = 24
 
 
@@ -541,7 +542,7 @@ def _open_swmr_read(path: str | os.PathLike) -> Any:
 
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    fapl.set_file_locking(False, True)
+    fapl.set_file_locking(False, False)  # as h5py's locking=False
     bound_read_attempts(fapl, SWMR_READ_ATTEMPTS)
     flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
     return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
@@ -556,9 +557,14 @@ def bound_read_attempts(fapl: Any, attempts: int) -> bool:
     """
     import ctypes
 
+    import h5py
+
     setter = hdf5_function("H5Pset_metadata_read_attempts", ctypes.c_int64, ctypes.c_uint)
-    if setter is not None and setter(fapl.id, attempts) >= 0:
-        return True
+    if setter is not None:
+        with h5py._objects.phil:  # h5py's lock around every HDF5 call (the library is not
+            done = setter(fapl.id, attempts) >= 0  # thread-safe)
+        if done:
+            return True
     if not _warned_unbounded:
         _warned_unbounded.append(True)
         logging.getLogger(__name__).warning(
@@ -573,27 +579,20 @@ _warned_unbounded: list[bool] = []
 
 @functools.cache
 def hdf5_function(name: str, *argtypes: Any) -> Any:
-    """A C function (returning herr_t) of the libhdf5 h5py uses, or None where not found."""
-    import ctypes
-    import glob
+    """A C function (returning herr_t) of the libhdf5 h5py uses, or None where not found.
 
-    import h5py.h5p  # loads the library, so /proc/self/maps lists it
+    Looked up through h5py's own extension module, whose handle also searches the libraries
+    it links: that finds h5py's copy of HDF5 even where another copy is loaded (PyTables) or
+    a second one lies on disk. PyDLL keeps the GIL during the call, as h5py's own calls do.
+    """
+    import ctypes
+
+    import h5py.h5p
 
     here = Path(h5py.__file__).parent
-    candidates = [
-        *sorted(glob.glob(str(here.parent / "h5py.libs" / "libhdf5-*.so*"))),  # Linux wheels
-        *sorted(glob.glob(str(here / ".dylibs" / "libhdf5*.dylib"))),  # macOS wheels
-        *sorted(glob.glob(str(here / "hdf5.dll"))),  # Windows wheels
-    ]
-    try:  # a source or distribution build links the system's libhdf5
-        with open("/proc/self/maps") as maps:
-            loaded = {line.split()[-1] for line in maps if "/libhdf5" in line}
-        candidates += sorted(p for p in loaded if "libhdf5_hl" not in p)
-    except OSError:
-        pass
-    for candidate in candidates:
+    for candidate in (h5py.h5p.__file__, here / "hdf5.dll"):  # the .dll: Windows wheels
         try:
-            function = getattr(ctypes.CDLL(candidate), name)
+            function = getattr(ctypes.PyDLL(str(candidate)), name)
         except (OSError, AttributeError):
             continue
         function.argtypes = list(argtypes)  # hid_t is int64 since HDF5 1.10

@@ -246,3 +246,36 @@ def test_a_swmr_reader_retries_stale_metadata_a_bounded_number_of_times(tmp_path
     with open_run(path) as done:  # closed cleanly: a plain open, which never retries
         assert not done.swmr_mode
         assert attempts(done) == 1
+
+
+KILLED_WRITER = """
+import os, sys
+import numpy as np
+from labpnn.storage import RunWriter
+w = RunWriter(sys.argv[1], {"procedure": "demo"})
+w.append_row(step=0)
+w.append_frame("camera", np.zeros((4, 4), np.uint16))
+os._exit(0)  # killed: the file stays flagged "open for writing", so readers use SWMR
+"""
+
+
+@pytest.mark.timeout(60, method="thread")  # the old failure hung inside HDF5, deaf to signals
+def test_a_swmr_read_of_metadata_that_never_checks_out_fails_instead_of_hanging(tmp_path):
+    from labpnn.storage import open_run, read_run
+
+    path = tmp_path / "killed.h5"
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], check=True, timeout=60)
+    data = bytearray(path.read_bytes())
+    headers = [i for i in range(len(data)) if data[i : i + 4] == b"OHDR"]
+    assert len(headers) >= 2
+    data[headers[1] + 20] ^= 0xFF  # the checksum of an object header below the root fails
+    path.write_bytes(bytes(data))
+
+    def walk() -> None:
+        with open_run(path) as f:
+            f.visititems(lambda name, obj: None)
+
+    with pytest.raises(Exception, match="checksum|read attempts"):  # not a hang
+        walk()
+    with pytest.raises(Exception):
+        read_run(path)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import pytest
 import torch
 import yaml
 
 from labpnn.paths import bundled_stations
+from labpnn.storage import open_run
 
 torch.set_num_threads(1)
 
@@ -67,20 +67,20 @@ def run_path(result) -> str:
 
 
 def summary(path: str) -> dict:
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+    with open_run(path) as f:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in f["summary"].attrs.items()}
 
 
 def results(path: str) -> dict:
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+    with open_run(path) as f:
         return {k: f["results"][k][()] for k in f["results"]}
 
 
 def checkpoint_meta(path: str) -> dict | None:
     try:
-        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        with open_run(path) as f:
             if "checkpoints/latest" not in f:
                 return None
             return json.loads(f["checkpoints/latest"].attrs["meta"])
-    except (OSError, KeyError):
+    except Exception:  # a file being restructured: try again later
         return None
