@@ -21,7 +21,8 @@ Experiments (ids as in SCIENCE.md §6):
 * S8 the cost of reaching the plateau: hardware queries (twin data, training, evaluation) and
   digital FLOPs, from the S4/S7 runs;
 * S9 drift: speckle correlation halving every epoch on an optical bench, online PhyLL against a
-  frozen in-silico model (and a frozen PhyLL model);
+  frozen in-silico model (and a frozen PhyLL model); the medium drifting continuously or in one
+  step per epoch, on a small bench (vowels) and on S6's bench (digits);
 * FF: Hinton's forward-forward on the digits.
 """
 
@@ -56,6 +57,29 @@ MAIN = {
     ("S7", "insilico"), ("FF", "forward-forward"),
 }  # fmt: skip
 
+# S9's experiments (study labels): the bench, whether the medium drifts continuously or in one
+# step per epoch (``jumps``), and where they differ from the mode's settings (``halvings``: the
+# mode's that are listed here).
+DRIFT_VARIANTS: dict[str, dict[str, Any]] = {
+    "drift": {"setup": "small"},
+    "drift, per-epoch steps": {"setup": "small", "jumps": True, "halvings": (1, 4)},
+    "drift, S6 bench, per-epoch steps": {"setup": "s6", "jumps": True, "halvings": (1,),
+                                         "pretrain_epochs": 6},
+}  # fmt: skip
+# S9's two benches. "small": the vowels on SMALL_OPTICAL, where an MLP twin fits (validation
+# NRMSE about 0.16), so an in-silico model can be trained. "s6": S6's bench and task (16 x 16
+# phase macropixels, 32 x 32 pooled pixels, digits), in mini-batches of 64 for more updates per
+# epoch; an MLP twin of its 256 phases -> 1024 pixels does not fit (NRMSE 0.72 from 20 000
+# samples, seed 0, 2026-12-05; in-silico then stays at chance even on its own twin), so that
+# bench has no in-silico model.
+DRIFT_SETUPS: dict[str, dict[str, Any]] = {
+    "small": {"overrides": SMALL_OPTICAL, "dataset": "vowels", "n_in": 20, "batch_size": 16,
+              "inner_steps": 10, "insilico": True},
+    "s6": {"overrides": [], "dataset": "digits", "n_in": 256, "batch_size": 64,
+           "inner_steps": 5, "insilico": False},
+}  # fmt: skip
+
+
 MODES: dict[str, dict[str, Any]] = {
     "reduced": {
         "s4": {
@@ -82,6 +106,7 @@ MODES: dict[str, dict[str, Any]] = {
             "twin_samples": 3000,
             "twin_epochs": 40,
             "halvings": (1,),
+            "variants": ("drift", "drift, per-epoch steps"),
         },
         "ff": {"seeds": 1, "epochs": 12, "eval_every": 6, "hidden": (200,)},
     },
@@ -123,6 +148,7 @@ MODES: dict[str, dict[str, Any]] = {
             "twin_samples": 20000,
             "twin_epochs": 100,
             "halvings": (1, 4, 16, 64),
+            "variants": tuple(DRIFT_VARIANTS),
         },
         "ff": {"seeds": 5, "epochs": 50, "eval_every": 10, "hidden": (500, 500)},
     },
@@ -349,9 +375,11 @@ def speckle_correlation(overrides: list[str], lag_s: float, seed: int, n: int = 
 
 
 def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
-              halvings: tuple = (1,), batch_size: int = 16, pretrain_epochs: int = 10,
-              skip: bool = False, reference_border: int | None = None) -> dict:  # fmt: skip
-    """S9 on the small optical bench: deployed models under a drifting medium.
+              halvings: tuple = (1,), batch_size: int | None = None, pretrain_epochs: int = 10,
+              skip: bool = False, reference_border: int | None = None,
+              jumps: bool = False, online_lr: float | None = None,
+              online_batch_size: int | None = None, setup: str = "small") -> dict:  # fmt: skip
+    """S9 on an optical bench (``DRIFT_SETUPS``): deployed models under a drifting medium.
 
     PhyLL (no skip by default, so every feature crosses the medium; ``skip=True`` for the
     exploration in docs/training.md; ``reference_border`` overrides the bench layout's, for
@@ -366,6 +394,12 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     Every model is scored once per cycle, its scoring ending when the online model's
     evaluation does (the end of the cycle); its loss is its accuracy on the static bench minus
     the mean of its last 3 scores under drift.
+
+    ``jumps``: the medium changes in one AR(1) step per cycle (SCIENCE.md's
+    ``T_{t+1} = ρ T_t + sqrt(1-ρ²) G_t`` with t counting epochs) instead of continuously. The
+    simulator's drift grid is one cycle long, and the online model starts just before a grid
+    line, so each step lands in its first training batch: it trains an epoch on the new
+    medium and is scored on it.
     """
     import torch
 
@@ -377,32 +411,37 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     layout = (
         [] if reference_border is None else [f"bench.layout.reference_border={reference_border}"]
     )
-    still = [*SMALL_OPTICAL, *layout, "bench.simulation.global_phase_drift_per_s=0"]
+    bench = DRIFT_SETUPS[setup]
+    n_in = bench["n_in"]
+    still = [*bench["overrides"], *layout, "bench.simulation.global_phase_drift_per_s=0"]
     quiet = [*still, "bench.simulation.drift_per_s=0"]
-    ds, _ = task("vowels", seed, 20, 0.5)
+    ds, _ = task(bench["dataset"], seed, n_in, 0.5)
 
     st_quiet = station("optical", quiet)
-    layer, _ = lab_layer("bench", st_quiet, 20, seed)
-    trained = PhyLL([layer, layer.alias()], 7, skip=skip, lr=1e-3, batch_size=batch_size,
-                    inner_steps=10, n_label_slots=8, standardise=False, seed=seed)  # fmt: skip
+    layer, _ = lab_layer("bench", st_quiet, n_in, seed)
+    trained = PhyLL([layer, layer.alias()], ds.n_classes, skip=skip, lr=1e-3,
+                    batch_size=batch_size or bench["batch_size"],
+                    inner_steps=bench["inner_steps"], n_label_slots=ds.n_label_slots,
+                    standardise=False, seed=seed)  # fmt: skip
     pretrain = train(trained, ds, pretrain_epochs, 1, train_eval_rows=-1)
     cycle_s = pretrain[-1]["hardware_s"] - pretrain[-2]["hardware_s"]
-    # in-silico: a twin fitted on the static bench, training on the twin alone
-    twin_layer, _ = lab_layer("bench", st_quiet, 20, seed)
-    twin, report = _fit_twin(twin_layer, 20, twin_samples, twin_epochs, seed,
-                             hidden=(256, 256), period=1.0)  # fmt: skip
-    insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], 7, lr=3e-3,
-                               batch_size=32, standardise=False, seed=seed)  # fmt: skip
-    for _ in range(60):
-        insilico.step_epoch(ds, evaluate=False)
     # how long one scoring of the test set takes on the bench, per model: frozen models are
     # scored so that they finish when the online model's evaluation does (the cycle's end)
     before = layer.hardware_s
     static = {"phyll": trained.evaluate(ds.x_test, ds.y_test)}
     eval_s = {"phyll": layer.hardware_s - before}
-    before = twin_layer.hardware_s
-    static["insilico"] = insilico.evaluate(ds.x_test, ds.y_test)  # 2 queries a sample, not 14
-    eval_s["insilico"] = twin_layer.hardware_s - before
+    insilico, report = None, {"validation_nrmse": None}
+    if bench["insilico"]:  # a twin fitted on the static bench, training on the twin alone
+        twin_layer, _ = lab_layer("bench", st_quiet, n_in, seed)
+        twin, report = _fit_twin(twin_layer, n_in, twin_samples, twin_epochs, seed,
+                                 hidden=(256, 256), period=1.0)  # fmt: skip
+        insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], ds.n_classes,
+                                   lr=3e-3, batch_size=32, standardise=False, seed=seed)  # fmt: skip
+        for _ in range(60):
+            insilico.step_epoch(ds, evaluate=False)
+        before = twin_layer.hardware_s
+        static["insilico"] = insilico.evaluate(ds.x_test, ds.y_test)  # 2 queries a sample
+        eval_s["insilico"] = twin_layer.hardware_s - before
     st_quiet.close()
 
     def on_drifting_bench(source: Any, overrides: list[str], recentre: bool) -> tuple[Any, Any]:
@@ -414,9 +453,20 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
         model.layers = [fresh, fresh.alias()]
         return model, st
 
+    # with jumps, every model starts this long after the world (and its drift grid) does
+    lead_s = cycle_s - 0.01 * cycle_s if jumps else 0.0
+
     def online_curve(overrides: list[str], recentre: bool) -> list[float]:
         model, st = on_drifting_bench(trained, overrides, recentre)
+        if online_lr is not None:
+            model.lr = online_lr
+            for optimizer in model.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = online_lr
+        if online_batch_size is not None:
+            model.batch_size = online_batch_size
         try:
+            st.clock.sleep_until(st.clock.now() + lead_s)
             return [p["test_accuracy"] for p in train(model, ds, epochs, 1, train_eval_rows=-1)]
         finally:
             st.close()
@@ -424,7 +474,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     def frozen_curve(frozen: Any, overrides: list[str], recentre: bool, kind: str) -> list[float]:
         model, st = on_drifting_bench(frozen, overrides, recentre)
         try:
-            start, points = st.clock.now(), []
+            start, points = st.clock.now() + lead_s, []
             with torch.no_grad():
                 for k in range(1, epochs + 1):
                     st.clock.sleep_until(start + k * cycle_s - eval_s[kind])
@@ -437,6 +487,8 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     for h in halvings:
         drift_per_s = math.log(2) / (2 * h * cycle_s)
         drifting = [*still, f"bench.simulation.drift_per_s={drift_per_s!r}"]
+        if jumps:
+            drifting.append(f"bench.simulation.drift_step_s={cycle_s!r}")
         by_halving[str(h)] = {
             "drift_per_s": drift_per_s,
             "speckle_correlation_1_epoch": speckle_correlation(drifting, cycle_s, seed),
@@ -444,9 +496,15 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
             "online_recentred": online_curve(drifting, recentre=True),
             "frozen_phyll": frozen_curve(trained, drifting, False, "phyll"),
             "frozen_phyll_recentred": frozen_curve(trained, drifting, True, "phyll"),
-            "frozen_insilico": frozen_curve(insilico, drifting, False, "insilico"),
         }
+        if insilico is not None:
+            by_halving[str(h)]["frozen_insilico"] = frozen_curve(
+                insilico, drifting, False, "insilico"
+            )
     return {
+        "setup": setup,
+        "jumps": jumps,
+        "batch_size": trained.batch_size,
         "cycle_s": cycle_s,
         "eval_s": eval_s,
         "pretrain": [p["test_accuracy"] for p in pretrain],
@@ -528,10 +586,15 @@ def plan(mode: str, only: set[str] | None) -> list[dict]:
                 eval_every=c["eval_every"], twin_samples=c["twin_samples"],
                 twin_epochs=c["twin_epochs"])  # fmt: skip
     c = cfg["s9"]
-    for seed in range(c["seeds"]):
-        add("S9", "drift", "drift", seed=seed, epochs=c["epochs"], halvings=c["halvings"],
-            pretrain_epochs=c["pretrain_epochs"], twin_samples=c["twin_samples"],
-            twin_epochs=c["twin_epochs"])  # fmt: skip
+    for label in c["variants"]:
+        variant = {"pretrain_epochs": c["pretrain_epochs"], **DRIFT_VARIANTS[label]}
+        # a variant's halvings are those of the mode that it also lists
+        variant["halvings"] = tuple(
+            h for h in c["halvings"] if h in variant.get("halvings", c["halvings"])
+        )
+        for seed in range(c["seeds"]):
+            add("S9", label, "drift", seed=seed, epochs=c["epochs"],
+                twin_samples=c["twin_samples"], twin_epochs=c["twin_epochs"], **variant)  # fmt: skip
     c = cfg["ff"]
     for seed in range(c["seeds"]):
         add("FF", "forward-forward", "ff", seed=seed, epochs=c["epochs"],
@@ -546,7 +609,8 @@ def execute(jobs: list[dict], out: Path, workers: int) -> list[dict]:
     # Headline experiments first (a shared machine may not give the study its whole budget),
     # then the ablations; results.jsonl grows as they finish, --report-only reports any prefix.
     order = ["S4 acoustic", "S7 pat", "S6 optical, static medium", "S7 insilico",
-             "FF forward-forward", "S9 drift", "S5 microwave", "S4 acoustic, no skip"]  # fmt: skip
+             "FF forward-forward", "S9 drift, S6 bench, per-epoch steps", "S9 drift",
+             "S5 microwave", "S4 acoustic, no skip"]  # fmt: skip
 
     def rank(job: dict) -> tuple[int, int]:
         key = f"{job['group']} {job['label']}"
@@ -657,7 +721,7 @@ def report(results: list[dict], out: Path, mode: str, wall_s: float | None) -> d
             lines.append(f"In-silico on its own twin: {mean_std(believed)} % (deployed: "
                          f"{mean_std([_final(r) for r in groups[('S7', 'insilico')]])} %).")  # fmt: skip
     lines += _cost_table(groups)
-    lines += _drift_table(groups.get(("S9", "drift"), []), headline)
+    lines += _drift_tables(groups, headline)
     if s["failed"]:
         lines += ["", "## Failed experiments", ""]
         for r in s["failed"]:
@@ -723,47 +787,80 @@ DRIFT_MODELS = (  # result key, table name, which static accuracy it starts from
 )
 
 
-def _drift_table(runs: list[dict], headline: dict) -> list[str]:
-    if not runs:
-        return []
+def _drift_tables(groups: dict, headline: dict) -> list[str]:
+    """One S9 table per variant (DRIFT_VARIANTS), the plain "drift" first."""
+    labels = [label for group, label in groups if group == "S9"]
+    lines: list[str] = []
+    for label in sorted(labels, key=lambda label: (label != "drift", label)):
+        lines += _drift_table(label, groups[("S9", label)], headline)
+    return lines
 
+
+def _drift_setup_text(first: dict) -> str:
+    if first.get("setup", "small") == "small":
+        bench = "Small optical bench (4×5 macropixels, 16×16 camera pixels pooled 2×2), vowels"
+    else:
+        bench = ("S6's optical bench (16×16 phase macropixels, 64×64 camera pixels pooled 2×2), "
+                 "digits")  # fmt: skip
+    return f"{bench}, PhyLL without skip, mini-batches of {first.get('batch_size', 16)}"
+
+
+def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
     def tail(values: list[float]) -> float:
         return float(np.mean(values[-3:]))
 
     first = runs[0]
     epochs = len(next(iter(first["halvings"].values()))["online"])
     static_corr = np.mean([r["speckle_correlation_static"] for r in runs])
+    nrmse = [r["twin_nrmse"] for r in runs if r.get("twin_nrmse") is not None]
+    insilico = (
+        f"in-silico trained on a twin fitted on the static bench (validation NRMSE "
+        f"{np.mean(nrmse):.3f})"
+        if nrmse
+        else "no in-silico model (an MLP twin of this bench does not fit: `DRIFT_SETUPS`)"
+    )
+    if first.get("jumps"):
+        how = (
+            "The medium changes in one AR(1) step per cycle (SCIENCE.md's "
+            "T_{t+1} = ρ T_t + sqrt(1-ρ²) G_t, t counting epochs), early in each training epoch: "
+            "the online model trains an epoch on the new medium and is scored on it. ρ is set so "
+            "that the speckle (intensity) correlation halves every h epochs"
+        )
+    else:
+        how = (
+            "The TM's field correlation decays continuously at ln 2 / (2h cycles), so the speckle "
+            "(intensity) correlation halves every h epochs"
+        )
     lines = [
-        "", "## S9: drift", "",
-        "Small optical bench (4×5 macropixels, 16×16 camera pixels pooled 2×2), vowels, PhyLL "
-        f"without skip, mini-batches of 16, trained {len(first['pretrain'])} epochs on a static "
-        "medium; in-silico trained on a twin fitted on the static bench (validation NRMSE "
-        f"{np.mean([r['twin_nrmse'] for r in runs]):.3f}). Then the medium drifts from where it "
-        "was. One epoch of drift time = one online PhyLL cycle (training epoch + test "
-        f"evaluation) = {first['cycle_s']:.1f} s of bench time. The TM's field correlation decays "
-        "at ln 2 / (2h cycles), so the speckle (intensity) correlation halves every h epochs "
-        "(S9 asks h = 1); the column 'speckle corr.' is measured on the bench: the mean Pearson "
-        "correlation of intensity patterns of fixed inputs one cycle apart (static medium: "
-        f"{static_corr:.3f}, the noise floor). 'Re-centred': the bench outputs are centred on a "
-        "running mean of the last ~64 measured rows (`LabLayer(recentre=True)`; no labels, no "
-        "extra queries; evaluations update the centre too). Every model's scoring ends when the "
-        "online model's does, at the end of each cycle. "
-        f"Under drift: mean of the last 3 of {epochs} epochs; loss = static accuracy minus that; "
-        f"{len(runs)} seed(s).", "",
+        "", f"## S9: {label}", "",
+        f"{_drift_setup_text(first)}, trained {len(first['pretrain'])} epochs on a static "
+        f"medium; {insilico}. Then the medium drifts from where it was. One epoch of drift "
+        "time = one online PhyLL cycle (training epoch + test evaluation) = "
+        f"{first['cycle_s']:.1f} s of bench time. {how} (S9 asks h = 1); the column "
+        "'speckle corr.' is measured on the bench: the mean Pearson correlation of intensity "
+        f"patterns of fixed inputs one cycle apart (static medium: {static_corr:.3f}, the noise "
+        "floor). 'Re-centred': the bench outputs are centred on a running mean of the last ~64 "
+        "measured rows (`LabLayer(recentre=True)`; no labels, no extra queries; evaluations "
+        "update the centre too). Every model's scoring ends when the online model's does, at "
+        f"the end of each cycle. Under drift: mean of the last 3 of {epochs} epochs; loss = "
+        f"static accuracy minus that; {len(runs)} seed(s).", "",
         "| h (epochs per halving) | speckle corr. after 1 epoch | model | static (%) | "
         "under drift (%) | loss (points) |",
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
+    prefix = "S9" if label == "drift" else f"S9:{label}"
     for h in first["halvings"]:
         corr = [r["halvings"][h]["speckle_correlation_1_epoch"] for r in runs]
         for key, name, start_key in DRIFT_MODELS:
+            if key not in first["halvings"][h]:
+                continue
             start = [r["static"][start_key] for r in runs]
             end = [tail(r["halvings"][h][key]) for r in runs]
             loss = np.subtract(start, end)
             lines.append(f"| {h} | {np.mean(corr):.2f} ± {np.std(corr):.2f} | {name} | "
                          f"{mean_std(start)} | {mean_std(end)} | "
                          f"{100 * loss.mean():.1f} ± {100 * loss.std():.1f} |")  # fmt: skip
-            headline[f"S9:h={h}:{name}:loss"] = {
+            headline[f"{prefix}:h={h}:{name}:loss"] = {
                 "mean": float(loss.mean()),
                 "std": float(loss.std()),
             }
@@ -832,23 +929,36 @@ def _plots(groups: dict, out: Path) -> None:
     fig.savefig(out / "ablations.png", dpi=110)
     plt.close(fig)
 
-    # S9 drift
-    runs = groups.get(("S9", "drift"), [])
-    if runs:
-        halvings = list(runs[0]["halvings"])
-        fig, axes = plt.subplots(1, len(halvings), figsize=(5 * len(halvings), 4.5), squeeze=False)
-        for ax, h in zip(axes[0], halvings):
-            static = np.mean([r["static"]["phyll"] for r in runs])
-            ax.axhline(static, color="grey", ls=":", label="PhyLL, static medium")
-            for key, name, _ in DRIFT_MODELS:
-                ys = np.asarray([r["halvings"][h][key] for r in runs])
-                epochs = np.arange(1, ys.shape[1] + 1)
-                ax.errorbar(epochs, ys.mean(axis=0), ys.std(axis=0), marker="o", ms=3, capsize=2,
-                            label=name)  # fmt: skip
-            ax.set(xlabel="epochs of drift", ylabel="test accuracy", ylim=(0, 1.02),
-                   title=f"S9: speckle correlation halves every {h} epoch(s)")  # fmt: skip
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+    # S9 drift: a row of panels (one per h) per variant
+    from labpnn.reports import count_ticks
+
+    variants = sorted((label for group, label in groups if group == "S9"),
+                      key=lambda label: (label != "drift", label))  # fmt: skip
+    if variants:
+        columns = max(len(groups[("S9", v)][0]["halvings"]) for v in variants)
+        fig, axes = plt.subplots(len(variants), columns, figsize=(5 * columns, 4.5 * len(variants)),
+                                 squeeze=False)  # fmt: skip
+        for row, label in zip(axes, variants):
+            runs = groups[("S9", label)]
+            halvings = list(runs[0]["halvings"])
+            for ax in row[len(halvings) :]:
+                ax.set_visible(False)
+            for ax, h in zip(row, halvings):
+                static = np.mean([r["static"]["phyll"] for r in runs])
+                ax.axhline(static, color="grey", ls=":", label="PhyLL, static medium")
+                for key, name, _ in DRIFT_MODELS:
+                    if key not in runs[0]["halvings"][h]:
+                        continue
+                    ys = np.asarray([r["halvings"][h][key] for r in runs])
+                    epochs = np.arange(1, ys.shape[1] + 1)
+                    ax.errorbar(epochs, ys.mean(axis=0), ys.std(axis=0), marker="o", ms=3,
+                                capsize=2, label=name)  # fmt: skip
+                ax.set(xlabel="epochs of drift", ylabel="test accuracy", ylim=(0, 1.02),
+                       title=f"S9 {label}: correlation halves every {h} epoch(s)")  # fmt: skip
+                ax.title.set_fontsize(9)
+                count_ticks(ax.xaxis)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "drift.png", dpi=110)
         plt.close(fig)
