@@ -516,8 +516,10 @@ def open_run(path: str | os.PathLike) -> Any:
                 raise BadInput(f"{path}: no such run file") from None
             if not h5py.is_hdf5(path):
                 raise BadInput(f"{path} is not an HDF5 file, so not a labpnn run file") from None
-            if "truncated file" in str(exc) and extent is not None:
-                raise _truncated(path, extent[1]) from None
+            # read the superblock again: a live writer may have moved the end meanwhile
+            now = _superblock_extent(path) if "truncated file" in str(exc) else None
+            if now is not None and os.path.getsize(path) < now[1]:
+                raise _truncated(path, now[1]) from None
             raise UnreadableRunFile(
                 f"{path} cannot be opened ({exc}); if its run was killed, `labpnn repair` "
                 "rewrites it in place into a clean file"
