@@ -377,8 +377,8 @@ def speckle_correlation(overrides: list[str], lag_s: float, seed: int, n: int = 
 def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
               halvings: tuple = (1,), batch_size: int | None = None, pretrain_epochs: int = 10,
               skip: bool = False, reference_border: int | None = None,
-              jumps: bool = False, online_lr: float | None = None,
-              online_batch_size: int | None = None, setup: str = "small") -> dict:  # fmt: skip
+              jumps: bool = False, step_phase: float = 0.01,
+              setup: str = "small") -> dict:  # fmt: skip
     """S9 on an optical bench (``DRIFT_SETUPS``): deployed models under a drifting medium.
 
     PhyLL (no skip by default, so every feature crosses the medium; ``skip=True`` for the
@@ -397,9 +397,10 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
 
     ``jumps``: the medium changes in one AR(1) step per cycle (SCIENCE.md's
     ``T_{t+1} = ρ T_t + sqrt(1-ρ²) G_t`` with t counting epochs) instead of continuously. The
-    simulator's drift grid is one cycle long, and the online model starts just before a grid
-    line, so each step lands in its first training batch: it trains an epoch on the new
-    medium and is scored on it.
+    simulator's drift grid is one cycle long, and every model starts so that each step lands
+    ``step_phase`` of a cycle into it. The default, 0.01, puts it in the first training batch,
+    the placement most favourable to online training: an epoch on the new medium, then scored
+    on it. Cycles must keep their pretraining length for this; a check says if they do not.
     """
     import torch
 
@@ -454,20 +455,30 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
         return model, st
 
     # with jumps, every model starts this long after the world (and its drift grid) does
-    lead_s = cycle_s - 0.01 * cycle_s if jumps else 0.0
+    lead_s = (1.0 - step_phase) * cycle_s if jumps else 0.0
+
+    def aligned(st: Any) -> Any:
+        """An ``extra`` for train(): with jumps, each evaluation must end where the cycle grid
+        says, or the steps would drift into other parts of the cycle."""
+
+        cycles = [0]
+
+        def check(trainer: Any) -> dict:
+            cycles[0] += 1  # train() calls this once per drifting epoch (eval_every 1)
+            expected = lead_s + cycles[0] * cycle_s
+            if jumps and abs(st.clock.now() - expected) > 0.1 * step_phase * cycle_s:
+                raise RuntimeError(f"cycle {cycles[0]} ended at {st.clock.now():.3f} s of "
+                                   f"bench time, not {expected:.3f} s: the steps moved")  # fmt: skip
+            return {}
+
+        return check
 
     def online_curve(overrides: list[str], recentre: bool) -> list[float]:
         model, st = on_drifting_bench(trained, overrides, recentre)
-        if online_lr is not None:
-            model.lr = online_lr
-            for optimizer in model.optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = online_lr
-        if online_batch_size is not None:
-            model.batch_size = online_batch_size
         try:
             st.clock.sleep_until(st.clock.now() + lead_s)
-            return [p["test_accuracy"] for p in train(model, ds, epochs, 1, train_eval_rows=-1)]
+            curve = train(model, ds, epochs, 1, train_eval_rows=-1, extra=aligned(st))
+            return [p["test_accuracy"] for p in curve]
         finally:
             st.close()
 
@@ -504,6 +515,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     return {
         "setup": setup,
         "jumps": jumps,
+        "step_phase": step_phase if jumps else None,
         "batch_size": trained.batch_size,
         "cycle_s": cycle_s,
         "eval_s": eval_s,
@@ -592,6 +604,8 @@ def plan(mode: str, only: set[str] | None) -> list[dict]:
         variant["halvings"] = tuple(
             h for h in c["halvings"] if h in variant.get("halvings", c["halvings"])
         )
+        if not variant["halvings"]:
+            continue
         for seed in range(c["seeds"]):
             add("S9", label, "drift", seed=seed, epochs=c["epochs"],
                 twin_samples=c["twin_samples"], twin_epochs=c["twin_epochs"], **variant)  # fmt: skip
@@ -609,8 +623,9 @@ def execute(jobs: list[dict], out: Path, workers: int) -> list[dict]:
     # Headline experiments first (a shared machine may not give the study its whole budget),
     # then the ablations; results.jsonl grows as they finish, --report-only reports any prefix.
     order = ["S4 acoustic", "S7 pat", "S6 optical, static medium", "S7 insilico",
-             "FF forward-forward", "S9 drift, S6 bench, per-epoch steps", "S9 drift",
-             "S5 microwave", "S4 acoustic, no skip"]  # fmt: skip
+             "FF forward-forward", "S9 drift, S6 bench, per-epoch steps",
+             "S9 drift, per-epoch steps", "S9 drift", "S5 microwave",
+             "S4 acoustic, no skip"]  # fmt: skip
 
     def rank(job: dict) -> tuple[int, int]:
         key = f"{job['group']} {job['label']}"
@@ -822,9 +837,12 @@ def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
     if first.get("jumps"):
         how = (
             "The medium changes in one AR(1) step per cycle (SCIENCE.md's "
-            "T_{t+1} = ρ T_t + sqrt(1-ρ²) G_t, t counting epochs), early in each training epoch: "
-            "the online model trains an epoch on the new medium and is scored on it. ρ is set so "
-            "that the speckle (intensity) correlation halves every h epochs"
+            "T_{t+1} = ρ T_t + sqrt(1-ρ²) G_t with t counting epochs; continuous drift is the "
+            "same model on a grid of about 1 % decorrelation), "
+            f"{100 * first.get('step_phase', 0.01):.0f} % into each cycle. At 1 % that is early "
+            "in the training epoch, the placement most favourable to online training: an epoch "
+            "on the new medium, then scored on it. ρ is set so that the speckle (intensity) "
+            "correlation halves every h epochs"
         )
     else:
         how = (
