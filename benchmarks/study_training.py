@@ -802,11 +802,15 @@ DRIFT_MODELS = (  # result key, table name, which static accuracy it starts from
 )
 
 
-def _drift_tables(groups: dict, headline: dict) -> list[str]:
-    """One S9 table per variant (DRIFT_VARIANTS), the plain "drift" first."""
+def _drift_labels(groups: dict) -> list[str]:
+    """The S9 variants (DRIFT_VARIANTS) that have results, the plain "drift" first."""
     labels = [label for group, label in groups if group == "S9"]
+    return sorted(labels, key=lambda label: (label != "drift", label))
+
+
+def _drift_tables(groups: dict, headline: dict) -> list[str]:
     lines: list[str] = []
-    for label in sorted(labels, key=lambda label: (label != "drift", label)):
+    for label in _drift_labels(groups):
         lines += _drift_table(label, groups[("S9", label)], headline)
     return lines
 
@@ -950,8 +954,7 @@ def _plots(groups: dict, out: Path) -> None:
     # S9 drift: a row of panels (one per h) per variant
     from labpnn.reports import count_ticks
 
-    variants = sorted((label for group, label in groups if group == "S9"),
-                      key=lambda label: (label != "drift", label))  # fmt: skip
+    variants = _drift_labels(groups)
     if variants:
         columns = max(len(groups[("S9", v)][0]["halvings"]) for v in variants)
         fig, axes = plt.subplots(len(variants), columns, figsize=(5 * columns, 4.5 * len(variants)),
