@@ -12,6 +12,7 @@ tick retries).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,25 @@ class RunInfo:
         return params if isinstance(params, dict) else {}
 
 
+# A read that meets a file mid-restructure fails (its writer closes and reopens it for a new
+# stream, a checkpoint, the end record: milliseconds). Without a retry, about 8 % of reads of a
+# busy live file under load failed, and the run browser listed the run as "unreadable" until
+# the next refresh. A failing read is retried this many times, this far apart.
+READ_ATTEMPTS = 3
+READ_RETRY_S = 0.05
+
+
 def read_info(path: str | os.PathLike, columns: bool = True, log: bool = True) -> RunInfo:
     """Attributes, summary, safe state and (optionally) columns and log of a run file."""
+    for attempt in range(READ_ATTEMPTS):
+        info = _read_info_once(path, columns, log)
+        if not info.error or not os.path.exists(path) or attempt + 1 == READ_ATTEMPTS:
+            return info
+        time.sleep(READ_RETRY_S)
+    raise AssertionError("unreachable")
+
+
+def _read_info_once(path: str | os.PathLike, columns: bool, log: bool) -> RunInfo:
     info = RunInfo(Path(path))
     try:
         with open_run(path) as f:

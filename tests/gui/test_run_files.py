@@ -67,3 +67,29 @@ def test_the_watcher_hands_on_units_that_arrive_after_a_columns_first_rows(qtbot
     watcher.stop()
     assert seen[0] == ({"iteration", "psnr_db"}, {})
     assert seen[-1] == ({"iteration", "psnr_db"}, {"psnr_db": "dB"})
+
+
+def test_a_read_that_meets_a_restructure_is_retried_before_it_is_called_unreadable(
+    tmp_path, monkeypatch
+):
+    from labpnn.gui import run_files
+    from labpnn.storage import RunWriter
+
+    path = tmp_path / "run.h5"
+    RunWriter(path, {"procedure": "t", "parameters": {}}).finish("completed")
+    real, calls = run_files._read_info_once, []
+
+    def flaky(*args):  # the first read meets the writer mid-restructure
+        calls.append(args)
+        info = real(*args)
+        if len(calls) == 1:
+            info.error = "cannot read run.h5: incorrect metadata checksum"
+        return info
+
+    monkeypatch.setattr(run_files, "_read_info_once", flaky)
+    monkeypatch.setattr(run_files, "READ_RETRY_S", 0.0)
+    info = read_info(path)
+    assert not info.error and info.status == "completed" and len(calls) == 2
+    calls.clear()
+    assert read_info(tmp_path / "gone.h5").error  # a missing file: no retry
+    assert len(calls) == 1
