@@ -76,6 +76,18 @@ def drain_until(server, predicate, timeout_s=5.0):
     return got
 
 
+def assert_silent_once_the_run_records(publisher, writer, kind, name, recorded, drive):
+    """After the run records a ``kind`` stream of its own, ``drive()`` (the driver handing
+    its data hook another payload) publishes nothing."""
+    for listener in writer.listeners:
+        listener(kind, name, recorded)
+    sent = publisher.sent
+    publisher._last.clear()  # no rate limit in the way
+    drive()
+    time.sleep(0.1)  # what the publishing thread would send, it has sent by now
+    assert publisher.sent == sent
+
+
 def test_a_1024_px_frame_arrives_as_a_256_px_thumbnail_that_keeps_its_saturated_pixel():
     server = live.LiveServer()
     try:
@@ -175,13 +187,10 @@ def test_camera_frames_reach_the_live_view_until_the_run_records_its_own():
         wait_sent(publisher, 2)  # hello and the driver's picture
         msg = next(m for m in got if m.type == "frame")
         assert msg.header["name"] == "camera" and msg.array.shape == (64, 64)
-        for listener in writer.listeners:
-            listener("frame", "camera", np.zeros((16, 16), dtype=np.uint16))
-        sent = publisher.sent
-        publisher._last.clear()  # no rate limit in the way
-        camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16))
-        time.sleep(0.1)  # what the publishing thread would send, it has sent by now
-        assert publisher.sent == sent
+        assert_silent_once_the_run_records(
+            publisher, writer, "frame", "camera", np.zeros((16, 16), dtype=np.uint16),
+            lambda: camera.data_hooks("frame", np.full((64, 64), 7, dtype=np.uint16)),
+        )  # fmt: skip
     finally:
         server.close()
 
@@ -198,13 +207,10 @@ def test_vna_sweeps_reach_the_live_view_as_spectra_with_their_frequency_axis():
         msg = next(m for m in got if m.type == "trace")
         assert msg.header["name"] == "s21" and msg.header["x_unit"] == "Hz"
         assert msg.header["x"][-1] == 2.5e9 and np.iscomplexobj(msg.array)
-        for listener in writer.listeners:  # the run records its own (corrected) traces
-            listener("trace", "s21", np.zeros(201, complex))
-        sent = publisher.sent
-        publisher._last.clear()
-        vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)}))
-        time.sleep(0.1)  # what the publishing thread would send, it has sent by now
-        assert publisher.sent == sent
+        assert_silent_once_the_run_records(  # the run records its own (corrected) traces
+            publisher, writer, "trace", "s21", np.zeros(201, complex),
+            lambda: vna.data_hooks("spectrum", (f_hz, {"S21": np.full(201, 0.1 + 0.2j)})),
+        )  # fmt: skip
     finally:
         server.close()
 
