@@ -67,17 +67,20 @@ DRIFT_VARIANTS: dict[str, dict[str, Any]] = {
                                          "pretrain_epochs": 6},
 }  # fmt: skip
 # S9's two benches. "small": the vowels on SMALL_OPTICAL, where an MLP twin fits (validation
-# NRMSE about 0.16), so an in-silico model can be trained. "s6": S6's bench and task (16 x 16
-# phase macropixels, 32 x 32 pooled pixels, digits), in mini-batches of 64 for more updates per
-# epoch; an MLP twin of its 256 phases -> 1024 pixels does not fit (NRMSE 0.72 from 20 000
-# samples, seed 0, 2026-12-05; in-silico then stays at chance even on its own twin), so that
-# bench has no in-silico model.
+# NRMSE about 0.16). "s6": S6's bench and task (16 x 16 phase macropixels, 32 x 32 pooled
+# pixels, digits), in mini-batches of 64 for more updates per epoch. An MLP twin of its 256
+# phases -> 1024 pixels does not fit (NRMSE 0.72 from 20 000 samples, seed 0, 2026-12-05), so
+# its twin is the physics one, built from the TM that calibrate-tm measures (1281 frames) and
+# 500 pairs for its output map (NRMSE 0.115; repeat measurements differ by 0.030). ``insilico``:
+# which twin ("mlp", "tm"), and the in-silico training's learning rate and epochs.
 DRIFT_SETUPS: dict[str, dict[str, Any]] = {
     "small": {"overrides": SMALL_OPTICAL, "dataset": "vowels", "n_in": 20, "batch_size": 16,
-              "inner_steps": 10, "insilico": True},
+              "inner_steps": 10, "insilico": ("mlp", 3e-3, 60)},
     "s6": {"overrides": [], "dataset": "digits", "n_in": 256, "batch_size": 64,
-           "inner_steps": 5, "insilico": False},
+           "inner_steps": 5, "insilico": ("tm", 3e-4, 8)},
 }  # fmt: skip
+# pairs that fit the output map of a TM twin (its per-output gain and offset)
+TM_TWIN_PAIRS = 500
 
 
 MODES: dict[str, dict[str, Any]] = {
@@ -293,6 +296,25 @@ def _fit_twin(layer: Any, n_in: int, samples: int, epochs: int, seed: int, hidde
     return twin, twin.report
 
 
+def _tm_twin(layer: Any, seed: int) -> tuple[Any, dict]:
+    """The physics twin of an optical bench (a standardised LabLayer): its TM measured as
+    calibrate-tm does, and its output map fitted on ``TM_TWIN_PAIRS`` pairs (both counted)."""
+    import torch
+
+    from labpnn.learning import fit_output_map
+    from labpnn.procedures.calibration.tm import measure_tm
+    from labpnn.procedures.training.twin import transmission_matrix_twin
+
+    queries, hardware_s = layer.queries, layer.hardware_s
+    twin = transmission_matrix_twin(layer.layer, measure_tm(layer.layer))
+    calibration = {"queries": layer.queries - queries, "hardware_s": layer.hardware_s - hardware_s}
+    fit_output_map(twin, layer, TM_TWIN_PAIRS,
+                   lambda n, g: torch.rand(n, layer.n_in, generator=g), seed=seed)  # fmt: skip
+    for key, value in calibration.items():
+        twin.report[key] += value
+    return twin, twin.report
+
+
 def run_twin_trainer(method: str, seed: int, epochs: int, eval_every: int, twin_samples: int,
                      twin_epochs: int) -> dict:  # fmt: skip
     """PAT or in-silico on the acoustic bench, vowels; the twin is fitted here (and counted)."""
@@ -431,18 +453,21 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     before = layer.hardware_s
     static = {"phyll": trained.evaluate(ds.x_test, ds.y_test)}
     eval_s = {"phyll": layer.hardware_s - before}
-    insilico, report = None, {"validation_nrmse": None}
-    if bench["insilico"]:  # a twin fitted on the static bench, training on the twin alone
-        twin_layer, _ = lab_layer("bench", st_quiet, n_in, seed)
+    # a twin fitted on the static bench, and an in-silico model trained on the twin alone
+    kind, insilico_lr, insilico_epochs = bench["insilico"]
+    twin_layer, _ = lab_layer("bench", st_quiet, n_in, seed)
+    if kind == "tm":
+        twin, report = _tm_twin(twin_layer, seed)
+    else:
         twin, report = _fit_twin(twin_layer, n_in, twin_samples, twin_epochs, seed,
                                  hidden=(256, 256), period=1.0)  # fmt: skip
-        insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], ds.n_classes,
-                                   lr=3e-3, batch_size=32, standardise=False, seed=seed)  # fmt: skip
-        for _ in range(60):
-            insilico.step_epoch(ds, evaluate=False)
-        before = twin_layer.hardware_s
-        static["insilico"] = insilico.evaluate(ds.x_test, ds.y_test)  # 2 queries a sample
-        eval_s["insilico"] = twin_layer.hardware_s - before
+    insilico = InSilicoTrainer([twin_layer, twin_layer.alias()], [twin, twin], ds.n_classes,
+                               lr=insilico_lr, batch_size=32, standardise=False, seed=seed)  # fmt: skip
+    for _ in range(insilico_epochs):
+        insilico.step_epoch(ds, evaluate=False)
+    before = twin_layer.hardware_s
+    static["insilico"] = insilico.evaluate(ds.x_test, ds.y_test)  # 2 queries a sample
+    eval_s["insilico"] = twin_layer.hardware_s - before
     st_quiet.close()
 
     def on_drifting_bench(source: Any, overrides: list[str], recentre: bool) -> tuple[Any, Any]:
@@ -508,10 +533,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
             "frozen_phyll": frozen_curve(trained, drifting, False, "phyll"),
             "frozen_phyll_recentred": frozen_curve(trained, drifting, True, "phyll"),
         }
-        if insilico is not None:
-            by_halving[str(h)]["frozen_insilico"] = frozen_curve(
-                insilico, drifting, False, "insilico"
-            )
+        by_halving[str(h)]["frozen_insilico"] = frozen_curve(insilico, drifting, False, "insilico")
     return {
         "setup": setup,
         "jumps": jumps,
@@ -522,7 +544,9 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
         "pretrain": [p["test_accuracy"] for p in pretrain],
         "static": static,
         "speckle_correlation_static": speckle_correlation(quiet, cycle_s, seed),
+        "twin_kind": kind,
         "twin_nrmse": report["validation_nrmse"],
+        "twin_queries": report["queries"],
         "halvings": by_halving,
     }
 
@@ -832,11 +856,15 @@ def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
     epochs = len(next(iter(first["halvings"].values()))["online"])
     static_corr = np.mean([r["speckle_correlation_static"] for r in runs])
     nrmse = [r["twin_nrmse"] for r in runs if r.get("twin_nrmse") is not None]
+    twin = (
+        "the physics twin built from its calibrated TM (`TransmissionMatrixTwin`)"
+        if first.get("twin_kind") == "tm"
+        else "an MLP twin fitted on measured pairs"
+    )
     insilico = (
-        f"in-silico trained on a twin fitted on the static bench (validation NRMSE "
-        f"{np.mean(nrmse):.3f})"
+        f"in-silico trained on {twin} of the static bench (validation NRMSE {np.mean(nrmse):.3f})"
         if nrmse
-        else "no in-silico model (an MLP twin of this bench does not fit: `DRIFT_SETUPS`)"
+        else "no in-silico model"
     )
     if first.get("jumps"):
         how = (

@@ -60,3 +60,12 @@ def focus_phases(tm: np.ndarray, pixel: int) -> np.ndarray:
 def theory_enhancement(n: int) -> float:
     """Ideal phase-only focusing enhancement, (π/4)(N−1)+1 (Vellekoop & Mosk)."""
     return np.pi / 4 * (n - 1) + 1
+
+
+def reference_amplitude(reference_intensity: np.ndarray, floor: float) -> tuple[np.ndarray, int]:
+    """``|s|`` per pixel from ``|s|²``, floored at ``floor`` times its mean, and how many pixels
+    were below the floor. Where the reference is dark, ``diag(conj(s))·T`` carries no usable
+    phase and dividing by ``|s|`` would blow up its noise; the floor bounds that."""
+    reference = np.maximum(np.asarray(reference_intensity, dtype=np.float64).reshape(-1), 0.0)
+    lowest = float(floor) * reference.mean()
+    return np.sqrt(np.maximum(reference, lowest)), int((reference < lowest).sum())

@@ -13,6 +13,7 @@ from labpnn.learning.insilico import InSilicoTrainer
 from labpnn.learning.pat import PhysicsAwareStep, PhysicsAwareTrainer
 from labpnn.learning.phyll import PhyLL
 from labpnn.learning.spsa import SPSATrainer
+from labpnn.learning.tm_twin import TransmissionMatrixTwin, fit_output_map
 from labpnn.learning.trainer import Trainer, TrainingDiverged
 from labpnn.learning.twin import DigitalTwin, fit_twin
 
@@ -28,6 +29,8 @@ __all__ = [
     "TRAINERS",
     "Trainer",
     "TrainingDiverged",
+    "TransmissionMatrixTwin",
+    "fit_output_map",
     "fit_twin",
     "register_trainer",
 ]

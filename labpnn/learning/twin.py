@@ -9,6 +9,7 @@ FLOPs) in ``twin.report``, and the trainers that use the twin add them to their 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from labpnn.learning.costs import FORWARD_AND_BACKWARD, Costs, measure
 from labpnn.learning.digital import seeded_linear
 
-__all__ = ["DigitalTwin", "fit_twin"]
+__all__ = ["DigitalTwin", "MeasuredPairs", "fit_twin", "measure_pairs", "nrmse"]
 
 InputSampler = Callable[[int, torch.Generator], Tensor]
 
@@ -87,23 +88,10 @@ def fit_twin(
     gradients), in eval mode, with its ``report`` filled in. ``on_epoch(done, epochs, loss)`` is
     called after every fitting epoch (a procedure's progress and abort check; it may raise to stop).
     """
-    generator = torch.Generator().manual_seed(seed)
-    inputs = torch.as_tensor(input_sampler(n_samples, generator), dtype=torch.float32)
-    if inputs.shape != (n_samples, layer.n_in):
-        raise ValueError(
-            f"input_sampler returned shape {tuple(inputs.shape)}, expected [{n_samples}, {layer.n_in}]"
-        )
-    costs = Costs()
-    outputs = torch.cat([measure(layer, chunk, costs) for chunk in inputs.split(query_batch_size)])
-    finite = torch.isfinite(outputs).all(dim=1)
-    inputs, outputs = inputs[finite], outputs[finite]
-
-    order = torch.randperm(inputs.shape[0], generator=generator)
-    n_validation = int(round(validation_fraction * inputs.shape[0]))
-    validation, train = order[:n_validation], order[n_validation:]
-    if train.numel() < 2:
-        raise ValueError(f"only {train.numel()} usable training samples; measure more")
-
+    pairs = measure_pairs(layer, n_samples, input_sampler, seed=seed,
+                          validation_fraction=validation_fraction,
+                          query_batch_size=query_batch_size, min_train=2)  # fmt: skip
+    inputs, outputs, train, generator = pairs.inputs, pairs.outputs, pairs.train, pairs.generator
     twin = DigitalTwin(layer.n_in, layer.n_out, hidden, generator)
     twin.input_mean.copy_(inputs[train].mean(dim=0))
     twin.input_std.copy_(inputs[train].std(dim=0).clamp_min(1e-8))
@@ -124,21 +112,74 @@ def fit_twin(
 
     twin.zero_grad()
     twin.eval().requires_grad_(False)
-    twin.report = {
-        "queries": costs.queries,
-        "hardware_s": costs.hardware_s,
-        "digital_flops": epochs * train.numel() * FORWARD_AND_BACKWARD * twin.flops_per_sample,
-        "skipped_samples": int((~finite).sum()),
-        "n_train": int(train.numel()),
-        "train_nrmse": _nrmse(twin, inputs[train], outputs[train]),
-        "validation_nrmse": _nrmse(twin, inputs[validation], outputs[validation])
-        if n_validation
-        else None,
-    }
+    flops = epochs * train.numel() * FORWARD_AND_BACKWARD * twin.flops_per_sample
+    twin.report = pairs.report(twin, flops)
     return twin
 
 
-def _nrmse(twin: DigitalTwin, inputs: Tensor, outputs: Tensor) -> float:
+@dataclass
+class MeasuredPairs:
+    """Inputs and their measurements, split into training and validation rows, with what
+    measuring them cost; ``generator`` goes on from the split (for the fitting's shuffles)."""
+
+    inputs: Tensor
+    outputs: Tensor
+    train: Tensor
+    validation: Tensor
+    costs: Costs
+    skipped: int
+    generator: torch.Generator
+
+    def report(self, twin: Callable[[Tensor], Tensor], digital_flops: float) -> dict:
+        """A fitted twin's ``report``: the measuring cost, ``digital_flops``, and its NRMSE."""
+        inputs, outputs, validation = self.inputs, self.outputs, self.validation
+        return {
+            "queries": self.costs.queries,
+            "hardware_s": self.costs.hardware_s,
+            "digital_flops": float(digital_flops),
+            "skipped_samples": self.skipped,
+            "n_train": int(self.train.numel()),
+            "train_nrmse": nrmse(twin, inputs[self.train], outputs[self.train]),
+            "validation_nrmse": nrmse(twin, inputs[validation], outputs[validation])
+            if validation.numel()
+            else None,
+        }
+
+
+def measure_pairs(
+    layer,
+    n_samples: int,
+    input_sampler: InputSampler,
+    *,
+    seed: int,
+    validation_fraction: float,
+    query_batch_size: int,
+    min_train: int,
+) -> MeasuredPairs:
+    """Measure ``n_samples`` sampled inputs on ``layer`` in chunks of ``query_batch_size``,
+    drop (and count) those whose measurement is not finite, and split off a validation share;
+    fewer than ``min_train`` training rows is an error."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.as_tensor(input_sampler(n_samples, generator), dtype=torch.float32)
+    if inputs.shape != (n_samples, layer.n_in):
+        raise ValueError(
+            f"input_sampler returned shape {tuple(inputs.shape)}, expected [{n_samples}, {layer.n_in}]"
+        )
+    costs = Costs()
+    outputs = torch.cat([measure(layer, chunk, costs) for chunk in inputs.split(query_batch_size)])
+    finite = torch.isfinite(outputs).all(dim=1)
+    inputs, outputs = inputs[finite], outputs[finite]
+    order = torch.randperm(inputs.shape[0], generator=generator)
+    n_validation = int(round(validation_fraction * inputs.shape[0]))
+    validation, train = order[:n_validation], order[n_validation:]
+    if train.numel() < min_train:
+        raise ValueError(f"only {train.numel()} usable training samples; measure more")
+    skipped = int((~finite).sum())
+    return MeasuredPairs(inputs, outputs, train, validation, costs, skipped, generator)
+
+
+def nrmse(twin: Callable[[Tensor], Tensor], inputs: Tensor, outputs: Tensor) -> float:
+    """RMS error of ``twin`` over the RMS spread of ``outputs`` about their mean."""
     with torch.no_grad():
         error = F.mse_loss(twin(inputs), outputs)
         spread = (outputs - outputs.mean(dim=0)).pow(2).mean()

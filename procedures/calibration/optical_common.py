@@ -134,6 +134,15 @@ def blocked_image(bench: Any, cell_phases: np.ndarray, blocked: np.ndarray) -> n
     return image
 
 
+def reference_only_frame(bench: Any) -> np.ndarray:
+    """One raw frame (ADU, float [h, w]) with every macropixel switched off by a checkerboard:
+    the reference border's light alone, |s|² on each pixel (plus the camera's dark level)."""
+    cells = np.zeros(bench.layout.cells)
+    bench.slm.show_grey(blocked_image(bench, cells, ~bench.reference_mask))
+    frame, _t = bench.grab()
+    return frame
+
+
 def group_blocks(macropixels: tuple[int, int], n_modes: int) -> np.ndarray:
     """int [ny, nx]: which of ``n_modes`` square blocks each macropixel belongs to."""
     ny, nx = macropixels

@@ -25,12 +25,12 @@ from labpnn.procedure import (
 )
 from labpnn.procedures.calibration.optical_common import (
     auto_expose,
-    blocked_image,
     check_saturation,
     full_basis_modes,
     group_blocks,
     probe_patterns,
     raw_frame_attrs,
+    reference_only_frame,
 )
 from labpnn.procedures.calibration.summary_docs import TM
 
@@ -177,11 +177,7 @@ class CalibrateTM(LabProcedure):
 
     def _reference_intensity(self, bench) -> np.ndarray:
         """|s_ref|² (ADU, dark removed, ROI pixels row-major): every macropixel switched off."""
-        cells = np.zeros(bench.layout.cells)
-        blocked = ~bench.reference_mask  # every macropixel off: reference light only
-        bench.slm.show_grey(blocked_image(bench, cells, blocked))
-        reference, _ = bench.grab()
-        return np.asarray(reference, dtype=np.float64).reshape(-1) - self.dark
+        return reference_only_frame(bench).reshape(-1) - self.dark
 
     def _holdout_check(self, bench, tm, groups, rng, s2: np.ndarray) -> dict[str, float]:
         """Predict held-out speckle from the TM and the reference-only intensity ``s2``."""
@@ -234,3 +230,25 @@ class CalibrateTM(LabProcedure):
         ax.tick_params(axis="x", labelrotation=20)
         ax.legend()
         ax.set_title("calibration checks")
+
+
+def measure_tm(bench, n_modes: int = 0) -> dict[str, np.ndarray]:
+    """The phase-stepping measurement of :class:`CalibrateTM`, in one batch and unrecorded:
+    the arrays it registers (``tm``, ``groups``, ``roi``, ``exposure_s``, ``macropixels``,
+    ``reference_intensity``), at the camera's current exposure and with no dark frame.
+
+    For studies and tests that need a bench's TM in-process; in the lab, run calibrate-tm,
+    which checks saturation, streams its frames and registers the result.
+    """
+    n = int(n_modes) or full_basis_modes(bench.macropixels)
+    groups = group_blocks(bench.macropixels, n)
+    patterns = basis_phases(n)[:, groups]
+    frames = bench.acquire(patterns)
+    return {
+        "tm": reconstruct(frames.reshape(len(patterns), -1), n),
+        "groups": groups,
+        "roi": np.array(bench.camera.roi),
+        "exposure_s": np.array(bench.camera.exposure_s),
+        "macropixels": np.array(bench.macropixels),
+        "reference_intensity": reference_only_frame(bench).reshape(-1),
+    }

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from labpnn.calibration.tm import reference_amplitude
 from labpnn.control.phase_retrieval import ProjectionOptics, project_targets
 from labpnn.control.speckle_model import code_phases, phase_codes
 from labpnn.errors import BadInput
@@ -171,12 +172,9 @@ class ControlTM(ControlProcedure):
         reference = arrays.get("reference_intensity")
         if reference is None:
             reference = self._reference_frame(bench, float(arrays["exposure_s"]))
-        reference = np.maximum(np.asarray(reference, dtype=np.float64).reshape(-1), 0.0)
-        floor = float(self.reference_floor) * reference.mean()
-        dark = int((reference < floor).sum())
+        s, dark = reference_amplitude(reference, float(self.reference_floor))
         if dark:
             self.log.info("%d camera pixels have a reference below the floor", dark)
-        s = np.sqrt(np.maximum(reference, floor))
         roi = bench.camera.roi
         return ProjectionOptics(
             tm=tm / s[:, None],
@@ -186,15 +184,13 @@ class ControlTM(ControlProcedure):
 
     def _reference_frame(self, bench: Any, exposure_s: float) -> np.ndarray:
         """|s|² in ADU at the TM's exposure: every macropixel switched off by a checkerboard."""
-        from labpnn.procedures.calibration.optical_common import blocked_image
+        from labpnn.procedures.calibration.optical_common import reference_only_frame
 
         camera = bench.camera
         keep = camera.exposure_s
         try:
             camera.exposure_s = exposure_s
-            cells = np.zeros(bench.layout.cells)
-            bench.slm.show_grey(blocked_image(bench, cells, ~bench.reference_mask))
-            frame, _t = bench.grab()
+            frame = reference_only_frame(bench)
         finally:
             camera.exposure_s = keep
         self.run.write_array("control/reference_frame", frame, exposure_s=exposure_s,

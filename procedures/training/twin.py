@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from labpnn.calibration.tm import reference_amplitude
 from labpnn.errors import BadInput
-from labpnn.learning import DigitalTwin, fit_twin
+from labpnn.learning import DigitalTwin, TransmissionMatrixTwin, fit_twin
 from labpnn.procedure import Estimate, FloatParameter, IntegerParameter, LabProcedure, Parameter
 from labpnn.procedures.training.common import BenchAccess, seconds_per_query
 from labpnn.procedures.training.ff import parse_widths
@@ -41,6 +42,7 @@ __all__ = [
     "load_twin",
     "save_twin",
     "blank_twin",
+    "transmission_matrix_twin",
     "warn_if_poor_twin",
 ]
 
@@ -151,6 +153,40 @@ def fit_bench_twin(
     )
     warn_if_poor_twin(procedure, nrmse, "the twin")
     return wrapped, {**meta, **report}
+
+
+def transmission_matrix_twin(
+    bench: Any, arrays: dict[str, np.ndarray], reference_floor: float = 0.05
+) -> TransmissionMatrixTwin:
+    """The physics twin of an optical bench from its calibrate-tm arrays (unfitted output map).
+
+    The TM must be of this bench's camera ROI and macropixels. A mode that moves a block of k
+    macropixels gives each 1/k of its column (exact only for one macropixel per mode). If the
+    camera's exposure changed since the calibration, the TM and reference are rescaled to it.
+    """
+    tm = np.asarray(arrays["tm"], dtype=np.complex128)
+    groups = np.asarray(arrays["groups"]).reshape(-1)
+    roi = tuple(int(v) for v in np.asarray(arrays["roi"]).reshape(-1))
+    if roi != tuple(bench.camera.roi):
+        raise BadInput(f"the TM was calibrated on camera ROI {list(roi)}, the bench reads "
+                       f"{list(bench.camera.roi)}; run calibrate-tm again")  # fmt: skip
+    if groups.size != bench.n_in or tm.shape[0] != roi[2] * roi[3]:
+        raise BadInput(f"the TM maps {groups.size} macropixels onto {tm.shape[0]} pixels, the "
+                       f"bench has {bench.n_in} and {roi[2] * roi[3]}; run calibrate-tm again")  # fmt: skip
+    ratio = float(bench.camera.exposure_s) / float(arrays["exposure_s"])
+    counts = np.bincount(groups)
+    columns = tm[:, groups] / counts[groups] * ratio  # A = conj(s)·T scales with the exposure
+    s, _dark = reference_amplitude(np.asarray(arrays["reference_intensity"]) * ratio,
+                                   reference_floor)  # fmt: skip
+    return TransmissionMatrixTwin(
+        torch.from_numpy(columns),
+        torch.from_numpy(s),
+        (roi[3], roi[2]),
+        pool=bench.pool_spec,
+        detect=bench.detect,
+        full_scale=float(bench.full_scale),
+        input_period=1.0,  # OpticalBench reads its inputs as phases in turns
+    )
 
 
 def warn_if_poor_twin(procedure: Any, nrmse: float | None, which: str) -> bool:
