@@ -41,6 +41,8 @@ TWIN_FIT_FIELDS = {
     "twin_lr": "lr",
     "twin_hidden": "hidden",
 }
+# the same for a TM twin (twin_model=tm), whose fitting is its output map's pairs
+TM_TWIN_FIELDS = {"tm_pairs": "samples"}
 
 
 class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
@@ -83,7 +85,8 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
             meta = resume_meta["extra"]["twin"]
             return blank_twin(meta), meta
         if self.twin != "fit":
-            found = load_twin(self.registry, layer, self.standardised)
+            model = self.twin_model_for(self.bench_kind)
+            found = load_twin(self.registry, layer, self.standardised, model)
             if found is not None:
                 twin, meta = found
                 meta["reused"] = True  # fitted by another run: this run's twin_* did nothing
@@ -153,8 +156,11 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
         settings = super().effective_settings()
         meta = getattr(self, "twin_meta", None) or {}
         if meta.get("reused"):
-            for key, field in TWIN_FIT_FIELDS.items():
+            model = meta.get("model", "mlp")
+            for key in (*TWIN_FIT_FIELDS, *TM_TWIN_FIELDS):
                 settings.pop(key, None)
+            settings["twin_model"] = model
+            for key, field in (TM_TWIN_FIELDS if model == "tm" else TWIN_FIT_FIELDS).items():
                 if field in meta:
                     value = meta[field]
                     settings[key] = ",".join(map(str, value)) if key == "twin_hidden" else value
@@ -163,7 +169,7 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
     def setup_queries(self) -> int:
         if self.twin == "registry":
             return 0
-        return super().setup_queries() + int(self.twin_samples)
+        return super().setup_queries() + self.twin_pairs()
 
     def queries_per_epoch(self, n_train: int, n_classes: int) -> int:
         return n_train * self.n_layers  # one measured forward pass per sample

@@ -1,6 +1,8 @@
 """The physics twin of the simulated optical bench, from its measured TM: it predicts the bench,
 and a model trained on it alone works on the bench (what an MLP twin of this bench cannot do)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,41 @@ def test_a_model_trained_on_the_tm_twin_alone_classifies_on_the_bench(bench_and_
     assert layer.queries == queries  # trained on the twin alone
     # measured 0.950 (2026-12-05); chance is 0.1
     assert model.evaluate(ds.x_test, ds.y_test) > 0.8
+
+
+def test_fit_twin_on_an_optical_station_builds_the_tm_twin_that_insilico_then_uses(
+    labpnn, direct_station
+):
+    import h5py
+
+    from tests.training.conftest import run_path, summary
+
+    station = direct_station("optical", drift_per_s=0, global_phase_drift_per_s=0)
+    small = ["--set", "standardise_samples=64", "--no-progress"]
+    # the default twin of an optical bench is the TM's physics: without a TM it says what to do
+    missing = labpnn("run", "fit-twin", "--station", station, *small)
+    assert missing.returncode == 2 and "calibrate-tm" in missing.stderr
+
+    calibrated = labpnn("run", "calibrate-tm", "--station", station, "--no-progress")
+    assert calibrated.returncode == 0, calibrated.stderr
+    tm_queries = summary(run_path(calibrated))["queries"]
+    twin = labpnn("run", "fit-twin", "--station", station, *small, "--set", "tm_pairs=200")
+    assert twin.returncode == 0, twin.stderr
+    got = summary(run_path(twin))
+    assert got["twin_validation_nrmse"] < 0.3  # an MLP: 0.72 from 20 000 pairs
+    assert got["queries"] == tm_queries + 64 + 200  # the TM's frames, the probes, the pairs
+    with h5py.File(run_path(twin), "r") as f:
+        assert json.loads(f["calibration"].attrs["twin"])["model"] == "tm"
+        assert "calibrations_used/tm" in f
+
+    res = labpnn("run", "train-insilico", "--station", station, "--set", "dataset=digits",
+                 *small, "--set", "twin=registry", "--set", "epochs=2",
+                 "--set", "checkpoint_every=1")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "using registered twin" in res.stderr
+    trained = summary(run_path(res))
+    assert trained["test_accuracy"] > 0.5  # chance is 0.1
+    # a resume rebuilds the TM twin from the checkpoint
+    more = labpnn("resume", run_path(res), "--set", "epochs=3", "--no-progress")
+    assert more.returncode == 0, more.stderr
+    assert summary(run_path(more))["epochs"] == 3
