@@ -40,7 +40,9 @@ class TransmissionMatrixTwin(nn.Module):
     ``reference``: ``|s|`` per pixel, floored where the reference is dark; ``image_shape``:
     the camera ROI (rows, cols), row-major over ``pixels``; ``pool``: (kernel, stride, padding)
     as the bench pools, padding excluded from the mean; ``full_scale``: the counts of a full
-    pixel, at which the camera clips. ``report`` holds what building and fitting it cost.
+    pixel, at which the camera clips; ``dark``: counts the bench reads on top of the light (the
+    camera's black level that it does not subtract), one per pixel or one for all. ``report``
+    holds what building and fitting it cost.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class TransmissionMatrixTwin(nn.Module):
         detect: str = "amplitude",
         full_scale: float = 1.0,
         input_period: float = 1.0,
+        dark: Tensor | float = 0.0,
     ) -> None:
         super().__init__()
         tm = torch.as_tensor(tm)
@@ -84,6 +87,10 @@ class TransmissionMatrixTwin(nn.Module):
         self.register_buffer("tm_real", scaled.real.T.contiguous())
         self.register_buffer("tm_imag", scaled.imag.T.contiguous())
         self.register_buffer("reference", reference.clone())
+        dark = torch.as_tensor(dark, dtype=torch.float32).reshape(-1)
+        if dark.numel() not in (1, pixels) or not bool(torch.isfinite(dark).all()):
+            raise ValueError(f"dark must be one finite value or one per pixel ({pixels})")
+        self.register_buffer("dark", dark.expand(pixels).clone())
         self.register_buffer("full_scale", torch.tensor(float(full_scale)))
         self.register_buffer("output_gain", torch.ones(self.n_out))
         self.register_buffer("output_offset", torch.zeros(self.n_out))
@@ -91,11 +98,12 @@ class TransmissionMatrixTwin(nn.Module):
 
     def physical(self, x: Tensor) -> Tensor:
         """What the bench would read out, before the fitted per-output gain and offset."""
-        angle = (2 * math.pi / self.input_period) * x
+        angle = (2 * math.pi / self.input_period) * x.to(self.tm_real.dtype)
         cos, sin = torch.cos(angle), torch.sin(angle)
         real = cos @ self.tm_real - sin @ self.tm_imag + self.reference
         imag = cos @ self.tm_imag + sin @ self.tm_real
-        signal = ((real.square() + imag.square()) / self.full_scale).clamp(max=1.0)
+        counts = real.square() + imag.square() + self.dark
+        signal = (counts / self.full_scale).clamp(max=1.0)
         if self.detect == "amplitude":
             signal = signal.clamp_min(1e-12).sqrt()  # finite slope where a pixel is dark
         kernel, stride, padding = self.pool
@@ -139,7 +147,9 @@ def fit_output_map(
                           validation_fraction=validation_fraction,
                           query_batch_size=query_batch_size, min_train=3)  # fmt: skip
     with torch.no_grad():
-        p, y = twin.physical(pairs.inputs[pairs.train]), pairs.outputs[pairs.train]
+        # in chunks: the camera-pixel intermediates of one row are thousands of values
+        p = torch.cat([twin.physical(rows) for rows in pairs.inputs[pairs.train].split(1024)])
+        y = pairs.outputs[pairs.train]
         p_centred, y_centred = p - p.mean(dim=0), y - y.mean(dim=0)
         variance = p_centred.square().mean(dim=0)
         gain = (p_centred * y_centred).mean(dim=0) / variance.clamp_min(1e-30)

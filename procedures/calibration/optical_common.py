@@ -134,13 +134,13 @@ def blocked_image(bench: Any, cell_phases: np.ndarray, blocked: np.ndarray) -> n
     return image
 
 
-def reference_only_frame(bench: Any) -> np.ndarray:
-    """One raw frame (ADU, float [h, w]) with every macropixel switched off by a checkerboard:
-    the reference border's light alone, |s|² on each pixel (plus the camera's dark level)."""
+def reference_only_frame(bench: Any, frames: int = 1) -> np.ndarray:
+    """The mean of ``frames`` raw frames (ADU, float [h, w]) with every macropixel switched off
+    by a checkerboard: the reference border's light alone, |s|² on each pixel (plus the
+    camera's dark level). More frames average the shot noise down."""
     cells = np.zeros(bench.layout.cells)
     bench.slm.show_grey(blocked_image(bench, cells, ~bench.reference_mask))
-    frame, _t = bench.grab()
-    return frame
+    return np.mean([bench.grab()[0] for _ in range(max(1, int(frames)))], axis=0)
 
 
 def group_blocks(macropixels: tuple[int, int], n_modes: int) -> np.ndarray:

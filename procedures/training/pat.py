@@ -66,6 +66,8 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
 
     def validate(self) -> None:
         super().validate()  # twin_hidden: TwinParameters.check_station_config
+        if self.twin == "fit":
+            self.require_tm_if_needed()  # before the standardisation probes are spent
         if self.twin == "registry" and self.registry.latest(TWIN_KIND) is None:
             raise BadInput(
                 f"{self.name}: twin=registry but station '{self.station.name}' has no registered "
@@ -98,11 +100,17 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
                 nrmse = meta.get("validation_nrmse")
                 warn_if_poor_twin(
                     self, None if nrmse is None else float(nrmse),
-                    f"registered twin #{meta['registry_id']}",
+                    f"registered twin #{meta['registry_id']}", meta.get("model", "mlp"),
                 )  # fmt: skip
                 return twin, meta
             if self.twin == "registry":
-                raise BadInput(f"no registered twin fits this bench ({layer.n_in}->{layer.n_out})")
+                other = "mlp" if model == "tm" else "tm"
+                raise BadInput(
+                    f"no registered {model} twin fits this bench ({layer.n_in}->{layer.n_out}"
+                    + (", fitted after the latest TM at this exposure" if model == "tm" else "")
+                    + f"); run fit-twin with twin_model={model}, or ask for "
+                    f"twin_model={other}"
+                )
         probe_cost = self.standardise_on_probes()
         twin, meta = fit_bench_twin(self, layer, probe_cost)
         meta["registry_id"] = save_twin(self, twin, meta, layer)

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -81,7 +82,7 @@ class TwinParameters:
         default="auto",
     )
     tm_pairs = IntegerParameter(
-        "Measured pairs for a TM twin's output map", default=500, minimum=10, maximum=10**7
+        "Measured pairs for a TM twin's output map", default=500, minimum=10, maximum=100_000
     )
 
     def check_station_config(self, config: Any) -> None:
@@ -97,6 +98,13 @@ class TwinParameters:
         """The pairs that fitting this run's twin measures (a TM's frames not included)."""
         kind = getattr(self, "bench_kind", "")
         return int(self.tm_pairs if self.twin_model_for(kind) == "tm" else self.twin_samples)
+
+    def require_tm_if_needed(self) -> None:
+        """A TM twin is built from the registry's TM: without one (and no auto-recalibration)
+        the run is refused at once, saying to run calibrate-tm first."""
+        kind = getattr(self, "bench_kind", "")
+        if self.twin_model_for(kind) == "tm" and not auto_recalibrate_enabled(self):
+            self.registry.require("tm", "calibrate-tm")
 
     def twin_model_for(self, bench_kind: str) -> str:
         """``twin_model`` with ``auto`` resolved for this bench."""
@@ -181,6 +189,7 @@ def fit_bench_twin(
     report["fit_wall_s"] = time.perf_counter() - start
     twin.report = report
     meta = {
+        "model": "mlp",
         "n_in": layer.n_in,
         "n_out": layer.n_out,
         "hidden": list(hidden),
@@ -209,11 +218,20 @@ def _fit_tm_twin(procedure: Any, layer: LabLayer, probe_cost: dict) -> tuple[Any
     """:func:`fit_bench_twin` for ``twin_model=tm``: the latest TM (recorded in the run file;
     measured first with ``calibration.auto_recalibrate``) and a fitted output map."""
     start = time.perf_counter()
-    cal = ensure_calibration(procedure, "tm", "calibrate-tm")
+    camera = layer.layer.camera
+    exposure = camera.exposure_s
+    try:
+        cal = ensure_calibration(procedure, "tm", "calibrate-tm")
+    finally:
+        # a calibration run inline (auto_recalibrate) may have changed the exposure; the
+        # outputs were standardised at this one, and the twin is rescaled to it
+        if camera.exposure_s != exposure:
+            camera.exposure_s = exposure
     twin = transmission_matrix_twin(layer.layer, cal.arrays())
     pairs = int(procedure.tm_pairs)
-    procedure.log.info("a TM twin from calibration #%s; fitting its output map on %d pairs",
-                       cal.id, pairs)  # fmt: skip
+    procedure.log.info("a TM twin from calibration #%s (%d pixels with a reference below 1 %% of "
+                       "its mean); fitting its output map on %d pairs",
+                       cal.id, twin.floored_pixels, pairs)  # fmt: skip
     low, high = procedure.bench_defaults.probe
     recentre, layer.recentre = layer.recentre, False  # as in fit_bench_twin
     try:
@@ -245,10 +263,11 @@ def _fit_tm_twin(procedure: Any, layer: LabLayer, probe_cost: dict) -> tuple[Any
         "bench": procedure.bench_kind,
         "samples": pairs,
         "tm_registry_id": int(cal.id),
+        "exposure_s": float(exposure),
     }
     procedure.log.info("TM twin fitted: validation NRMSE %.3f (0 is perfect, 1 predicts only "
                        "the mean)", float(report.get("validation_nrmse") or np.nan))  # fmt: skip
-    warn_if_poor_twin(procedure, report.get("validation_nrmse"), "the TM twin")
+    warn_if_poor_twin(procedure, report.get("validation_nrmse"), "the TM twin", "tm")
     return twin, {**meta, **report}
 
 
@@ -262,25 +281,44 @@ def transmission_matrix_twin(
 ) -> TransmissionMatrixTwin:
     """The physics twin of an optical bench from its calibrate-tm arrays (unfitted output map).
 
-    The TM must be of this bench's camera ROI and macropixels. A mode that moves a block of k
-    macropixels gives each 1/k of its column (exact only for one macropixel per mode). If the
+    The TM must be of this bench's camera ROI and macropixels, one mode per macropixel. If the
     camera's exposure changed since the calibration, the TM and reference are rescaled to it.
+    A TM of grouped macropixels (``n_modes`` below their number) or of another ROI is refused.
     """
+    missing = [key for key in ("tm", "groups", "roi", "exposure_s", "reference_intensity")
+               if key not in arrays]  # fmt: skip
+    if missing:
+        raise BadInput(f"the registered TM lacks {', '.join(missing)} (registered by an older "
+                       "calibrate-tm); run calibrate-tm again")  # fmt: skip
     tm = np.asarray(arrays["tm"], dtype=np.complex128)
-    groups = np.asarray(arrays["groups"]).reshape(-1)
+    groups = np.asarray(arrays["groups"])
     roi = tuple(int(v) for v in np.asarray(arrays["roi"]).reshape(-1))
     if roi != tuple(bench.camera.roi):
         raise BadInput(f"the TM was calibrated on camera ROI {list(roi)}, the bench reads "
                        f"{list(bench.camera.roi)}; run calibrate-tm again")  # fmt: skip
-    if groups.size != bench.n_in or tm.shape[0] != roi[2] * roi[3]:
-        raise BadInput(f"the TM maps {groups.size} macropixels onto {tm.shape[0]} pixels, the "
-                       f"bench has {bench.n_in} and {roi[2] * roi[3]}; run calibrate-tm again")  # fmt: skip
-    ratio = float(bench.camera.exposure_s) / float(arrays["exposure_s"])
+    if groups.shape != tuple(bench.macropixels) or tm.shape[0] != roi[2] * roi[3]:
+        raise BadInput(f"the TM maps {'x'.join(map(str, groups.shape))} macropixels onto "
+                       f"{tm.shape[0]} pixels, the bench has "
+                       f"{'x'.join(map(str, bench.macropixels))} and {roi[2] * roi[3]}; run "
+                       "calibrate-tm again")  # fmt: skip
+    groups = groups.reshape(-1)
     counts = np.bincount(groups)
-    columns = tm[:, groups] / counts[groups] * ratio  # A = conj(s)·T scales with the exposure
-    s, _dark = reference_amplitude(np.asarray(arrays["reference_intensity"]) * ratio,
-                                   reference_floor)  # fmt: skip
-    return TransmissionMatrixTwin(
+    if counts.max() > 1:
+        # a block's column is the sum of its macropixels' columns, which it cannot separate:
+        # 1/k of it each predicts the interference term with correlation about 1/sqrt(k)
+        raise BadInput(f"the TM moves the macropixels in blocks of {counts.max()} "
+                       f"({tm.shape[1]} modes); a twin needs one mode per macropixel: run "
+                       "calibrate-tm with n_modes=0")  # fmt: skip
+    ratio = float(bench.camera.exposure_s) / float(arrays["exposure_s"])
+    columns = tm[:, groups] * ratio  # A = conj(s)·T scales with the exposure
+    s, floored = reference_amplitude(np.asarray(arrays["reference_intensity"]) * ratio,
+                                     reference_floor)  # fmt: skip
+    # what calibrate-tm took off as the camera's dark level, the bench reads (a black level:
+    # not rescaled with the exposure)
+    dark = np.asarray(arrays.get("dark_level", 0.0), dtype=np.float64).reshape(-1)
+    if bench.dark_frame is not None:
+        dark = dark - np.asarray(bench.dark_frame, dtype=np.float64).reshape(-1)
+    twin = TransmissionMatrixTwin(
         torch.from_numpy(columns),
         torch.from_numpy(s),
         (roi[3], roi[2]),
@@ -288,18 +326,26 @@ def transmission_matrix_twin(
         detect=bench.detect,
         full_scale=float(bench.full_scale),
         input_period=1.0,  # OpticalBench reads its inputs as phases in turns
+        dark=torch.from_numpy(dark),
     )
+    twin.floored_pixels = floored
+    return twin
 
 
-def warn_if_poor_twin(procedure: Any, nrmse: float | None, which: str) -> bool:
+def warn_if_poor_twin(procedure: Any, nrmse: float | None, which: str, model: str = "mlp") -> bool:
     """Warn (and return True) when a twin's validation NRMSE is above :data:`POOR_TWIN_NRMSE`."""
     if nrmse is None or not nrmse > POOR_TWIN_NRMSE:
         return False
+    remedy = (
+        "calibrate the TM again (the medium may have moved since)"
+        if model == "tm"
+        else "measure more pairs (twin_samples)"
+    )
     procedure.log.warning(
         "%s explains little of the %s bench (validation NRMSE %.2f, above %.2f): PAT's "
-        "gradients will be poor and in-silico training will not transfer; measure more pairs "
-        "(twin_samples), or train without a model (train-phyll)",
-        which, procedure.bench_kind, nrmse, POOR_TWIN_NRMSE,
+        "gradients will be poor and in-silico training will not transfer; %s, or train "
+        "without a model (train-phyll)",
+        which, procedure.bench_kind, nrmse, POOR_TWIN_NRMSE, remedy,
     )  # fmt: skip
     return True
 
@@ -345,6 +391,8 @@ def load_twin(
             continue
         if model is not None and meta.get("model", "mlp") != model:
             continue
+        if meta.get("model") == "tm" and _stale_tm_twin(registry, layer, meta):
+            continue
         if meta.get("input_code") != code:
             # fitted on another encoding of the inputs (the layout changed since), or on the
             # raw inputs of a coded bench (registered before twins were fitted on the code)
@@ -362,6 +410,19 @@ def load_twin(
         described = {"registry_id": cal.id, "run_file": cal.run_file, "age_s": cal.age_s}
         return twin, {**meta, **described, "calibration": cal}
     return None
+
+
+def _stale_tm_twin(registry: Any, layer: LabLayer, meta: dict) -> bool:
+    """A TM twin is stale once a newer TM is registered (the medium was measured again) or
+    the camera's exposure is not the one it was fitted at (its output map would be off)."""
+    newest = registry.latest("tm")
+    if newest is not None and newest.id != meta.get("tm_registry_id"):
+        return True
+    camera = getattr(layer.layer, "camera", None)
+    fitted_at = meta.get("exposure_s")
+    if camera is None or fitted_at is None:
+        return False
+    return not math.isclose(float(camera.exposure_s), float(fitted_at), rel_tol=1e-6)
 
 
 def _core(twin: torch.nn.Module) -> torch.nn.Module:
@@ -394,8 +455,7 @@ class FitTwin(TwinParameters, BenchAccess, LabProcedure):
         super().validate()  # twin_hidden: TwinParameters.check_station_config
         if self.twin_samples < 10:
             raise BadInput(f"twin_samples={self.twin_samples}: measure at least 10 pairs")
-        if self.twin_model_for(self.bench_kind) == "tm" and not auto_recalibrate_enabled(self):
-            self.registry.require("tm", "calibrate-tm")  # says to run it first
+        self.require_tm_if_needed()
 
     def estimate(self) -> Estimate:
         queries = self.twin_pairs() + (int(self.standardise_samples) if self.standardised else 0)

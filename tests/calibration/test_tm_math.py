@@ -66,4 +66,4 @@ def test_calibrate_tm_estimates_the_full_basis_of_the_station_by_default(
 ):
     res = labpnn("run", "calibrate-tm", "--station", station, "--dry-run")
     assert res.returncode == 0, res.stderr
-    assert f"about {4 * modes + 8 + 17} hardware queries" in res.stdout + res.stderr
+    assert f"about {4 * modes + 8 + 16 + 16} hardware queries" in res.stdout + res.stderr

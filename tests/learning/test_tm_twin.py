@@ -20,10 +20,11 @@ def _optics(seed=0):
     return tm, reference
 
 
-def _numpy_bench(x, tm, reference, pool, detect, full_scale):
-    """What the optical bench reads: |s + A e^{iφ}/s|² clipped at full scale, detected, pooled."""
+def _numpy_bench(x, tm, reference, pool, detect, full_scale, dark=0.0):
+    """What the optical bench reads: |s + A e^{iφ}/s|² plus the camera's dark level, clipped at
+    full scale, detected, pooled."""
     phases = 2 * np.pi * np.asarray(x, dtype=np.float64)
-    intensity = np.abs(reference + np.exp(1j * phases) @ tm.T / reference) ** 2
+    intensity = np.abs(reference + np.exp(1j * phases) @ tm.T / reference) ** 2 + dark
     signal = np.minimum(intensity / full_scale, 1.0)
     if detect == "amplitude":
         signal = np.sqrt(signal)
@@ -31,21 +32,23 @@ def _numpy_bench(x, tm, reference, pool, detect, full_scale):
 
 
 @pytest.mark.parametrize(
-    "pool, detect", [((1, 1, 0), "amplitude"), ((2, 2, 0), "intensity"), ((3, 2, 1), "amplitude")]
-)
-def test_the_twin_reads_out_what_the_bench_reads(pool, detect):
+    "pool, detect, dark",
+    [((1, 1, 0), "amplitude", 0.0), ((2, 2, 0), "intensity", 0.0), ((3, 2, 1), "amplitude", 0.0),
+     ((2, 2, 0), "amplitude", 60.0)],
+)  # fmt: skip
+def test_the_twin_reads_out_what_the_bench_reads(pool, detect, dark):
     tm, reference = _optics()
     # a full scale that clips the brightest pixels, so the clip is exercised too
     full_scale = 1000.0
     twin = TransmissionMatrixTwin(
         torch.from_numpy(tm), torch.from_numpy(reference), IMAGE, pool=pool, detect=detect,
-        full_scale=full_scale,
+        full_scale=full_scale, dark=dark,
     )  # fmt: skip
     x = torch.rand(16, N_IN, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    expected = _numpy_bench(x.numpy(), tm, reference, pool, detect, full_scale)
-    raw = np.abs(reference + np.exp(2j * np.pi * x.numpy()) @ tm.T / reference) ** 2
+    expected = _numpy_bench(x.numpy(), tm, reference, pool, detect, full_scale, dark)
+    raw = np.abs(reference + np.exp(2j * np.pi * x.numpy()) @ tm.T / reference) ** 2 + dark
     assert (raw > full_scale).any() and (raw < full_scale).any()  # some pixels clip
-    got = twin(x.float()).double().numpy()
+    got = twin(x).double().numpy()  # float64 inputs are taken too
     assert got.shape == expected.shape == (16, twin.n_out)
     np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-5)
 

@@ -10,7 +10,8 @@ import torch
 from labpnn.bench import make_bench
 from labpnn.datasets import digits
 from labpnn.errors import BadInput
-from labpnn.learning import InSilicoTrainer, fit_output_map
+from labpnn.learning import InSilicoTrainer, TransmissionMatrixTwin, fit_output_map
+from labpnn.learning.twin import nrmse
 from labpnn.procedures.calibration.tm import measure_tm
 from labpnn.procedures.training.layers import LabLayer
 from labpnn.procedures.training.task import fit_task
@@ -53,6 +54,36 @@ def test_the_tm_twin_predicts_the_bench_and_a_scrambled_tm_does_not(bench_and_tm
     wrong = transmission_matrix_twin(layer.layer, scrambled)
     fit_output_map(wrong, layer, 200, _sampler(layer.n_in), seed=0)
     assert wrong.report["validation_nrmse"] > 0.8
+
+
+def test_a_twin_of_the_simulators_true_tm_reproduces_the_bench():
+    """The twin's physics against the simulator's own: no output map, no noise, a linear SLM."""
+    quiet = [*STATIC, "bench.simulation.noise=off", "bench.simulation.lut_nonlinearity=0"]
+    station = StationConfig.load("optical-sim", quiet).connect()
+    try:
+        bench = make_bench(station)
+        bench.camera.exposure_s /= 4  # no pixel at full scale
+        truth = station.world.ground_truth()
+        assert tuple(truth["pixel_roi"]) == tuple(bench.camera.roi)
+        adu = truth["adu_per_intensity"]
+        twin = TransmissionMatrixTwin(
+            torch.from_numpy(truth["tm"] * adu),
+            torch.from_numpy(np.abs(truth["reference_field"]) * np.sqrt(adu)),
+            (bench.camera.roi[3], bench.camera.roi[2]), pool=bench.pool_spec,
+            detect=bench.detect, full_scale=float(bench.full_scale),
+        )  # fmt: skip
+        x = torch.rand(64, bench.n_in, generator=torch.Generator().manual_seed(4))
+        measured = torch.as_tensor(bench.measure(x.numpy()), dtype=torch.float32)
+        assert float(measured.max()) < 1.0
+        assert nrmse(twin.physical, x, measured) < 0.02
+    finally:
+        station.close()
+
+
+def test_a_tm_of_grouped_macropixels_is_refused(bench_and_tm):
+    layer, _ = bench_and_tm
+    with pytest.raises(BadInput, match="n_modes=0"):
+        transmission_matrix_twin(layer.layer, measure_tm(layer.layer, n_modes=64))
 
 
 def test_a_changed_exposure_is_rescaled_and_a_tm_of_another_roi_is_refused(bench_and_tm):
@@ -121,7 +152,20 @@ def test_fit_twin_on_an_optical_station_builds_the_tm_twin_that_insilico_then_us
     assert "using registered twin" in res.stderr
     trained = summary(run_path(res))
     assert trained["test_accuracy"] > 0.5  # chance is 0.1
-    # a resume rebuilds the TM twin from the checkpoint
+    # a resume rebuilds the TM twin from the checkpoint, and goes on as well as before
     more = labpnn("resume", run_path(res), "--set", "epochs=3", "--no-progress")
     assert more.returncode == 0, more.stderr
-    assert summary(run_path(more))["epochs"] == 3
+    resumed = summary(run_path(more))
+    assert resumed["epochs"] == 3 and resumed["test_accuracy"] > 0.5
+
+    # a TM measured again makes the twin stale: it is not reused
+    again = labpnn("run", "calibrate-tm", "--station", station, "--no-progress")
+    assert again.returncode == 0, again.stderr
+    stale = labpnn("run", "train-insilico", "--station", station, "--set", "dataset=digits",
+                   *small, "--set", "twin=registry", "--set", "epochs=1")  # fmt: skip
+    assert stale.returncode == 1 and "no registered tm twin" in stale.stderr  # the run fails
+
+
+def test_a_tm_twin_of_a_bench_without_an_slm_is_refused(labpnn):
+    res = labpnn("run", "fit-twin", "--set", "twin_model=tm", "--no-progress")  # acoustic-sim
+    assert res.returncode == 2 and "twin_model=mlp" in res.stderr
