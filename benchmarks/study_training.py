@@ -70,8 +70,8 @@ DRIFT_VARIANTS: dict[str, dict[str, Any]] = {
 # NRMSE about 0.16). "s6": S6's bench and task (16 x 16 phase macropixels, 32 x 32 pooled
 # pixels, digits), in mini-batches of 64 for more updates per epoch. An MLP twin of its 256
 # phases -> 1024 pixels does not fit (NRMSE 0.72 from 20 000 samples, seed 0, 2026-12-05), so
-# its twin is the physics one, built from the TM that calibrate-tm measures (1281 frames) and
-# 500 pairs for its output map (NRMSE 0.096; repeat measurements differ by 0.030). ``insilico``:
+# its twin is the physics one, built from the TM measured as calibrate-tm does (1040 frames) and
+# 500 pairs for its output map (NRMSE 0.090; repeat measurements differ by 0.030). ``insilico``:
 # which twin ("mlp", "tm"), and the in-silico training's learning rate and epochs.
 DRIFT_SETUPS: dict[str, dict[str, Any]] = {
     "small": {"overrides": SMALL_OPTICAL, "dataset": "vowels", "n_in": 20, "batch_size": 16,

@@ -12,7 +12,7 @@ Two kinds of twin (``twin_model``): an MLP fitted on ``twin_samples`` measured p
 optical benches the physics twin (:class:`~labpnn.learning.TransmissionMatrixTwin`) built from
 the latest ``calibrate-tm`` TM, whose per-output gain and offset are fitted on ``tm_pairs``
 pairs. An MLP cannot learn a 256-phase speckle layer (validation NRMSE 0.72 from 20 000 pairs);
-the TM twin reaches 0.096 from the TM's 1025 frames and 500 pairs, so ``auto`` picks it on
+the TM twin reaches 0.103 from calibrate-tm's 1096 frames and 500 pairs, so ``auto`` picks it on
 optical benches. Its cost counts the TM's frames too.
 
 Example::
