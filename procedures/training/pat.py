@@ -163,6 +163,8 @@ class TwinTrainingProcedure(TwinParameters, PhysicalTrainingProcedure):
         ``twin_*`` parameters (which fitted nothing); those it does not record are left out."""
         settings = super().effective_settings()
         meta = getattr(self, "twin_meta", None) or {}
+        if meta and "twin_model" in settings:
+            settings["twin_model"] = meta.get("model", "mlp")  # auto, resolved
         if meta.get("reused"):
             model = meta.get("model", "mlp")
             for key in (*TWIN_FIT_FIELDS, *TM_TWIN_FIELDS):

@@ -152,6 +152,10 @@ def test_fit_twin_on_an_optical_station_builds_the_tm_twin_that_insilico_then_us
     assert "using registered twin" in res.stderr
     trained = summary(run_path(res))
     assert trained["test_accuracy"] > 0.5  # chance is 0.1
+    with h5py.File(run_path(res), "r") as f:  # how the reused twin was made, not this run's
+        effective = json.loads(f.attrs["effective_parameters"])
+    assert effective["twin_model"] == "tm" and effective["tm_pairs"] == 200
+    assert "twin_samples" not in effective
     # a resume rebuilds the TM twin from the checkpoint, and goes on as well as before
     more = labpnn("resume", run_path(res), "--set", "epochs=3", "--no-progress")
     assert more.returncode == 0, more.stderr
