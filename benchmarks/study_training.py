@@ -198,10 +198,21 @@ def lab_layer(physical: str, st: Any, n: int, seed: int, standardise: bool = Tru
     return layer, cost
 
 
+def vowels_csv() -> Path | None:
+    """The Hillenbrand CSV the vowel experiments read: ``LABPNN_VOWELS_CSV``, else the shared
+    one beside the repository (a clone elsewhere has none); None: the synthetic stand-in."""
+    named = os.environ.get("LABPNN_VOWELS_CSV")
+    for candidate in [Path(named)] if named else [VOWELS_CSV]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def task(dataset: str, seed: int, n_in: int, input_range: float) -> Any:
     from labpnn.procedures.training.task import fit_task, load_task
 
-    path = str(VOWELS_CSV) if dataset == "vowels" and VOWELS_CSV.is_file() else ""
+    # a LABPNN_VOWELS_CSV that does not exist is left to load_task, which says what to do
+    path = str(vowels_csv() or "") if dataset == "vowels" else ""
     return fit_task(load_task(dataset, seed, path), n_in, input_range)
 
 
@@ -562,7 +573,9 @@ def worker(job: dict) -> dict:
         status = "ok"
     except Exception:  # keep going: one failed experiment must not sink the study
         result, status = {"error": traceback.format_exc()}, "failed"
-    return {**job, **result, "status": status, "job_wall_s": time.perf_counter() - start}
+    vowels = str(vowels_csv() or "the synthetic stand-in (no CSV found)")
+    return {**job, **result, "status": status, "vowels": vowels,
+            "job_wall_s": time.perf_counter() - start}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -733,6 +746,9 @@ def report(results: list[dict], out: Path, mode: str, wall_s: float | None) -> d
     )
     if wall_s is not None:
         lines.append(f"Wall time: {wall_s / 60:.1f} min.")
+    # which vowels: the real ones, or the stand-in drawn from their published statistics
+    sources = sorted({r.get("vowels", "not recorded") for r in results})
+    lines.append(f"Vowel data: {'; '.join(sources)} (set LABPNN_VOWELS_CSV to choose).")
     lines += ["", "| id | experiment | seeds | epochs | test accuracy (%) | best (%) | train (%) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     headline: dict[str, Any] = {}
