@@ -747,7 +747,7 @@ def report(results: list[dict], out: Path, mode: str, wall_s: float | None) -> d
     if wall_s is not None:
         lines.append(f"Wall time: {wall_s / 60:.1f} min.")
     # which vowels: the real ones, or the stand-in drawn from their published statistics
-    sources = sorted({r.get("vowels", "not recorded") for r in results})
+    sources = sorted({r["vowels"] for r in results if "vowels" in r}) or ["not recorded"]
     lines.append(f"Vowel data: {'; '.join(sources)} (set LABPNN_VOWELS_CSV to choose).")
     lines += ["", "| id | experiment | seeds | epochs | test accuracy (%) | best (%) | train (%) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
