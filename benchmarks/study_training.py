@@ -65,7 +65,14 @@ DRIFT_VARIANTS: dict[str, dict[str, Any]] = {
     "drift, per-epoch steps": {"setup": "small", "jumps": True, "halvings": (1, 4)},
     "drift, S6 bench, per-epoch steps": {"setup": "s6", "jumps": True, "halvings": (1,),
                                          "pretrain_epochs": 6},
+    # the same with another simulated medium (and drift path) for every seed: the other
+    # variants share the station's medium (simulation seed 1), so their spread is the models'
+    "drift, S6 bench, per-epoch steps, a medium per seed": {
+        "setup": "s6", "jumps": True, "halvings": (1,), "pretrain_epochs": 6,
+        "medium_per_seed": True},
 }  # fmt: skip
+# simulation seed of seed k's medium in the variants with a medium per seed
+MEDIUM_SEED_BASE = 101
 # S9's two benches. "small": the vowels on SMALL_OPTICAL, where an MLP twin fits (validation
 # NRMSE about 0.16). "s6": S6's bench and task (16 x 16 phase macropixels, 32 x 32 pooled
 # pixels, digits), in mini-batches of 64 for more updates per epoch. An MLP twin of its 256
@@ -411,7 +418,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
               halvings: tuple = (1,), batch_size: int | None = None, pretrain_epochs: int = 10,
               skip: bool = False, reference_border: int | None = None,
               jumps: bool = False, step_phase: float = 0.01,
-              setup: str = "small") -> dict:  # fmt: skip
+              setup: str = "small", medium_seed: int | None = None) -> dict:  # fmt: skip
     """S9 on an optical bench (``DRIFT_SETUPS``): deployed models under a drifting medium.
 
     PhyLL (no skip by default, so every feature crosses the medium; ``skip=True`` for the
@@ -434,6 +441,8 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     ``step_phase`` of a cycle into it. The default, 0.01, puts it in the first training batch,
     the placement most favourable to online training: an epoch on the new medium, then scored
     on it. Cycles must keep their pretraining length for this; a check says if they do not.
+
+    ``medium_seed``: the simulation seed of the medium and its drift (default: the station's).
     """
     import torch
 
@@ -447,7 +456,8 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
     )
     bench = DRIFT_SETUPS[setup]
     n_in = bench["n_in"]
-    still = [*bench["overrides"], *layout, "bench.simulation.global_phase_drift_per_s=0"]
+    medium = [] if medium_seed is None else [f"bench.simulation.seed={int(medium_seed)}"]
+    still = [*bench["overrides"], *layout, *medium, "bench.simulation.global_phase_drift_per_s=0"]
     quiet = [*still, "bench.simulation.drift_per_s=0"]
     ds, _ = task(bench["dataset"], seed, n_in, 0.5)
 
@@ -547,6 +557,7 @@ def run_drift(seed: int, epochs: int, twin_samples: int, twin_epochs: int,
         by_halving[str(h)]["frozen_insilico"] = frozen_curve(insilico, drifting, False, "insilico")
     return {
         "setup": setup,
+        "medium_seed": medium_seed,
         "jumps": jumps,
         "step_phase": step_phase if jumps else None,
         "batch_size": trained.batch_size,
@@ -643,9 +654,12 @@ def plan(mode: str, only: set[str] | None) -> list[dict]:
         )
         if not variant["halvings"]:
             continue
+        per_seed = variant.pop("medium_per_seed", False)
         for seed in range(c["seeds"]):
+            medium = {"medium_seed": MEDIUM_SEED_BASE + seed} if per_seed else {}
             add("S9", label, "drift", seed=seed, epochs=c["epochs"],
-                twin_samples=c["twin_samples"], twin_epochs=c["twin_epochs"], **variant)  # fmt: skip
+                twin_samples=c["twin_samples"], twin_epochs=c["twin_epochs"], **variant,
+                **medium)  # fmt: skip
     c = cfg["ff"]
     for seed in range(c["seeds"]):
         add("FF", "forward-forward", "ff", seed=seed, epochs=c["epochs"],
@@ -861,7 +875,12 @@ def _drift_setup_text(first: dict) -> str:
     else:
         bench = ("S6's optical bench (16×16 phase macropixels, 64×64 camera pixels pooled 2×2), "
                  "digits")  # fmt: skip
-    return f"{bench}, PhyLL without skip, mini-batches of {first.get('batch_size', 16)}"
+    media = (
+        "a different simulated medium and drift path per seed"
+        if first.get("medium_seed") is not None
+        else "one simulated medium and drift path for every seed (the station's)"
+    )
+    return f"{bench}, {media}, PhyLL without skip, mini-batches of {first.get('batch_size', 16)}"
 
 
 def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
@@ -915,6 +934,7 @@ def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
     prefix = "S9" if label == "drift" else f"S9:{label}"
+    per_seed: list[str] = []
     for h in first["halvings"]:
         corr = [r["halvings"][h]["speckle_correlation_1_epoch"] for r in runs]
         for key, name, start_key in DRIFT_MODELS:
@@ -930,7 +950,10 @@ def _drift_table(label: str, runs: list[dict], headline: dict) -> list[str]:
                 "mean": float(loss.mean()),
                 "std": float(loss.std()),
             }
-    return lines
+            if key in ("online_recentred", "frozen_insilico"):
+                seeds = ", ".join(f"{100 * v:.1f}" for v in loss)
+                per_seed.append(f"h = {h}, {name}: {seeds}")
+    return [*lines, "", f"Loss per seed (points): {'; '.join(per_seed)}."]
 
 
 def _plots(groups: dict, out: Path) -> None:
