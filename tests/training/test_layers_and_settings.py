@@ -205,6 +205,7 @@ def test_a_twin_that_explains_little_of_the_bench_is_reported_as_such(smooth, ca
         bench_defaults=BENCH_DEFAULTS["acoustic"], bench_kind="acoustic", twin_hidden="64",
         twin_samples=1500, twin_epochs=60, twin_lr=3e-3, seed=0,
         log=logging.getLogger("twin-test"), progress=lambda *a, **k: None,
+        twin_model_for=lambda kind: "mlp",
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="twin-test"):
         _, report = fit_bench_twin(procedure, layer, {})

@@ -289,7 +289,9 @@ def test_loading_a_poor_registered_twin_warns_like_fitting_one(monkeypatch, capl
     from labpnn.procedures.training import pat
 
     meta = {"registry_id": 3, "validation_nrmse": 0.97, "age_s": 5.0}
-    monkeypatch.setattr(pat, "load_twin", lambda registry, layer, standardise: ("twin", meta))
+    monkeypatch.setattr(
+        pat, "load_twin", lambda registry, layer, standardise, model=None: ("twin", meta)
+    )
     procedure = TrainPAT()
     monkeypatch.setattr(procedure, "physical_layer", lambda: object())
     with caplog.at_level("WARNING", logger="labpnn.run"):
