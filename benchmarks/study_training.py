@@ -1042,7 +1042,7 @@ def _plots(groups: dict, out: Path) -> None:
                     ax.errorbar(epochs, ys.mean(axis=0), ys.std(axis=0), marker="o", ms=3,
                                 capsize=2, label=name)  # fmt: skip
                 ax.set(xlabel="epochs of drift", ylabel="test accuracy", ylim=(0, 1.02),
-                       title=f"S9 {label}: correlation halves every {h} epoch(s)")  # fmt: skip
+                       title=f"S9 {label}:\ncorrelation halves every {h} epoch(s)")  # fmt: skip
                 ax.title.set_fontsize(9)
                 count_ticks(ax.xaxis)
                 ax.grid(alpha=0.3)
