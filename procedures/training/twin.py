@@ -183,20 +183,11 @@ def fit_bench_twin(
         )
     finally:
         layer.recentre = recentre
-    report = dict(twin.report)
-    report["queries"] += int(probe_cost.get("queries", 0))
-    report["hardware_s"] += float(probe_cost.get("hardware_s", 0.0))
-    report["fit_wall_s"] = time.perf_counter() - start
-    twin.report = report
+    report = _book_data(twin, start, probe_cost)
     meta = {
-        "model": "mlp",
-        "n_in": layer.n_in,
-        "n_out": layer.n_out,
+        **_described(procedure, layer, "mlp"),
         "hidden": list(hidden),
         **(inputs.describe() if inputs else {}),  # input_period or input_code
-        "probe": [low, high],
-        "standardised": layer.standardised,
-        "bench": procedure.bench_kind,
         # how it was fitted, so a run that reuses it from the registry can say so
         "samples": int(procedure.twin_samples),
         "epochs": int(procedure.twin_epochs),
@@ -242,25 +233,15 @@ def _fit_tm_twin(procedure: Any, layer: LabLayer, probe_cost: dict) -> tuple[Any
     finally:
         layer.recentre = recentre
     procedure.progress(1, 1)
-    report = dict(twin.report)
     # the twin's data: the TM's phase-stepping frames, the probes and the output map's pairs
+    report = _book_data(twin, start, probe_cost, cal.metrics)
     report["tm_queries"] = int(cal.metrics.get("queries", 0))
-    report["queries"] += report["tm_queries"] + int(probe_cost.get("queries", 0))
-    report["hardware_s"] += float(cal.metrics.get("hardware_s", 0.0))
-    report["hardware_s"] += float(probe_cost.get("hardware_s", 0.0))
-    report["fit_wall_s"] = time.perf_counter() - start
-    twin.report = report
     meta = {
-        "model": "tm",
-        "n_in": layer.n_in,
-        "n_out": layer.n_out,
+        **_described(procedure, layer, "tm"),
         "image_shape": list(twin.image_shape),
         "pool": list(twin.pool),
         "detect": twin.detect,
         "input_period": twin.input_period,
-        "probe": [low, high],
-        "standardised": layer.standardised,
-        "bench": procedure.bench_kind,
         "samples": pairs,
         "tm_registry_id": int(cal.id),
         "exposure_s": float(exposure),
@@ -330,6 +311,30 @@ def transmission_matrix_twin(
     )
     twin.floored_pixels = floored
     return twin
+
+
+def _book_data(twin: Any, start: float, *costs: dict) -> dict:
+    """The fitted twin's ``report`` with the other measurements it cost (probes, a TM's
+    frames) and the fitting's wall time; ``twin.report`` becomes it."""
+    report = dict(twin.report)
+    for cost in costs:
+        report["queries"] += int(cost.get("queries", 0))
+        report["hardware_s"] += float(cost.get("hardware_s", 0.0))
+    report["fit_wall_s"] = time.perf_counter() - start
+    twin.report = report
+    return report
+
+
+def _described(procedure: Any, layer: LabLayer, model: str) -> dict:
+    """What every registered twin's description says, whatever its model."""
+    return {
+        "model": model,
+        "n_in": layer.n_in,
+        "n_out": layer.n_out,
+        "probe": list(procedure.bench_defaults.probe),
+        "standardised": layer.standardised,
+        "bench": procedure.bench_kind,
+    }
 
 
 def warn_if_poor_twin(procedure: Any, nrmse: float | None, which: str, model: str = "mlp") -> bool:
